@@ -1,0 +1,39 @@
+package graph
+
+// Match applies the filter's regexes to a line, in order; the first regex
+// that matches decides. It returns matched=false when none matches. When
+// one matches but a captured value is invalid or ignored, it returns
+// matched=true with the Reason and no values. Otherwise values holds the
+// normalized value of each of x.Patterns, in order (nil for a filter
+// without patterns), and which is the index of the regex that matched.
+//
+// This is the one definition of what a filter captures: the runtime, the
+// inline tests and test-regex all call it.
+func (x *Extract) Match(line []byte) (values []string, which int, matched bool, reason Reason) {
+	for i, r := range x.Regexes {
+		if len(r.Captures) == 0 {
+			if r.Re.Match(line) {
+				return nil, i, true, ReasonOK
+			}
+			continue
+		}
+		loc := r.Re.FindSubmatchIndex(line)
+		if loc == nil {
+			continue
+		}
+		values = make([]string, len(x.Patterns))
+		for _, c := range r.Captures {
+			start, end := loc[2*c.Group], loc[2*c.Group+1]
+			if start < 0 {
+				return nil, i, true, Reason("<" + x.Patterns[c.Pattern].Name + "> captured nothing")
+			}
+			v, why := x.Patterns[c.Pattern].Check(string(line[start:end]))
+			if why != ReasonOK {
+				return nil, i, true, why
+			}
+			values[c.Pattern] = v
+		}
+		return values, i, true, ReasonOK
+	}
+	return nil, -1, false, ReasonOK
+}

@@ -1,0 +1,193 @@
+package graph
+
+import (
+	"net/netip"
+	"regexp"
+	"strings"
+)
+
+// PatternType is the type of a pattern's values.
+type PatternType string
+
+const (
+	TypeRegex PatternType = "regex"
+	TypeIP    PatternType = "ip"
+	TypeIPv4  PatternType = "ipv4"
+	TypeIPv6  PatternType = "ipv6"
+)
+
+// IsIP tells whether values of this type are addresses.
+func (t PatternType) IsIP() bool { return t == TypeIP || t == TypeIPv4 || t == TypeIPv6 }
+
+// Built-in regexes of the IP types. They are deliberately permissive: a
+// capture is then parsed with net/netip, and whatever does not parse is
+// never counted nor passed to a command.
+const (
+	RegexIPv4 = `(?:[0-9]{1,3}\.){3}[0-9]{1,3}`
+	RegexIPv6 = `(?:[0-9a-fA-F]{0,4}:){2,7}(?:[0-9a-fA-F]{0,4}|(?:[0-9]{1,3}\.){3}[0-9]{1,3})`
+	RegexIP   = RegexIPv6 + `|` + RegexIPv4
+)
+
+// Pattern is a compiled pattern: the value type, its regex and its ignore rules.
+type Pattern struct {
+	Name        string
+	Type        PatternType
+	Regex       string // inserted as a capture group wherever <Name> appears
+	Ignore      []string
+	IgnoreRegex []string
+	IgnoreCIDR  []netip.Prefix
+	IPv4Mask    int // 0 = no mask
+	IPv6Mask    int
+
+	ignore      map[string]struct{}
+	ignoreRegex []*regexp.Regexp
+	whole       *regexp.Regexp
+}
+
+// Reason says why a captured value was not counted. The empty Reason means
+// the value is valid and not ignored.
+type Reason string
+
+const (
+	ReasonOK Reason = ""
+)
+
+// Prepare compiles the pattern's matchers. compile calls it once; it
+// returns the first ignoreregex that does not compile.
+func (p *Pattern) Prepare() error {
+	p.ignore = make(map[string]struct{}, len(p.Ignore))
+	for _, v := range p.Ignore {
+		p.ignore[v] = struct{}{}
+	}
+	p.ignoreRegex = p.ignoreRegex[:0]
+	for _, s := range p.IgnoreRegex {
+		re, err := regexp.Compile(`^(?:` + s + `)$`)
+		if err != nil {
+			return err
+		}
+		p.ignoreRegex = append(p.ignoreRegex, re)
+	}
+	if !p.Type.IsIP() {
+		re, err := regexp.Compile(`^(?:` + p.Regex + `)$`)
+		if err != nil {
+			return err
+		}
+		p.whole = re
+	}
+	return nil
+}
+
+// Normalize parses a raw captured value and returns the value that is
+// counted and passed to actions: for IP types the canonical address
+// (IPv4-mapped IPv6 turned into IPv4), or its network in prefix form when a
+// mask applies. It fails when the value is not a valid value of the type.
+// Ignore rules are not applied; see Check.
+func (p *Pattern) Normalize(raw string) (string, error) {
+	if !p.Type.IsIP() {
+		if p.whole != nil && !p.whole.MatchString(raw) {
+			return "", errInvalid{p, raw}
+		}
+		return raw, nil
+	}
+	addr, err := p.addr(raw)
+	if err != nil {
+		return "", err
+	}
+	if pfx, ok := p.mask(addr); ok {
+		return pfx.String(), nil
+	}
+	return addr.String(), nil
+}
+
+func (p *Pattern) addr(raw string) (netip.Addr, error) {
+	if strings.IndexByte(raw, '%') >= 0 { // zones are never part of a banned address
+		return netip.Addr{}, errInvalid{p, raw}
+	}
+	addr, err := netip.ParseAddr(raw)
+	if err != nil {
+		return netip.Addr{}, errInvalid{p, raw}
+	}
+	addr = addr.Unmap()
+	switch {
+	case p.Type == TypeIPv4 && !addr.Is4(), p.Type == TypeIPv6 && !addr.Is6():
+		return netip.Addr{}, errInvalid{p, raw}
+	}
+	return addr, nil
+}
+
+func (p *Pattern) mask(addr netip.Addr) (netip.Prefix, bool) {
+	bits := p.IPv6Mask
+	if addr.Is4() {
+		bits = p.IPv4Mask
+	}
+	if bits <= 0 || bits >= addr.BitLen() {
+		return netip.Prefix{}, false
+	}
+	pfx, err := addr.Prefix(bits)
+	return pfx, err == nil
+}
+
+// Check normalizes a raw captured value and applies the ignore rules. It
+// returns the value to count, or a non-empty Reason naming the rule that
+// dropped it.
+func (p *Pattern) Check(raw string) (string, Reason) {
+	v, err := p.Normalize(raw)
+	if err != nil {
+		return "", Reason("invalid " + string(p.Type) + " value for <" + p.Name + ">")
+	}
+	if _, ok := p.ignore[v]; ok {
+		return "", Reason("ignored by patterns." + p.Name + ".ignore: " + v)
+	}
+	plain := v
+	if p.Type.IsIP() {
+		addr, _ := p.addr(raw)
+		plain = addr.String()
+		if _, ok := p.ignore[plain]; ok {
+			return "", Reason("ignored by patterns." + p.Name + ".ignore: " + plain)
+		}
+		for _, c := range p.IgnoreCIDR {
+			if c.Contains(addr) {
+				return "", Reason("ignored by patterns." + p.Name + ".ignorecidr: " + c.String())
+			}
+		}
+	}
+	for i, re := range p.ignoreRegex {
+		if re.MatchString(plain) || (plain != v && re.MatchString(v)) {
+			return "", Reason("ignored by patterns." + p.Name + ".ignoreregex: " + p.IgnoreRegex[i])
+		}
+	}
+	return v, ReasonOK
+}
+
+// Family returns 4 or 6 for a normalized IP value (address or prefix), 0
+// for anything else.
+func Family(value string) int {
+	if pfx, err := netip.ParsePrefix(value); err == nil {
+		value = pfx.Addr().String()
+	}
+	addr, err := netip.ParseAddr(value)
+	switch {
+	case err != nil:
+		return 0
+	case addr.Is4():
+		return 4
+	default:
+		return 6
+	}
+}
+
+type errInvalid struct {
+	p   *Pattern
+	raw string
+}
+
+func (e errInvalid) Error() string {
+	return "<" + e.p.Name + ">: " + quote(e.raw) + " is not a valid " + string(e.p.Type) + " value"
+}
+
+func quote(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "…"
+	}
+	return "\"" + strings.ReplaceAll(s, "\"", "\\\"") + "\""
+}
