@@ -1,0 +1,94 @@
+// Package daemon wires a compiled configuration into a running reaction:
+// start commands, the stage engine, stop commands. It owns the order of
+// startup and shutdown; it does not parse flags nor handle signals (the
+// caller cancels the context).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"reaction/compile"
+	"reaction/graph"
+	"reaction/stages"
+)
+
+// Options are the daemon's collaborators; zero values mean the real ones.
+type Options struct {
+	Logger *slog.Logger
+	Runner stages.Runner
+	Store  stages.Store
+}
+
+// Run runs the daemon until every stream has finished or ctx is done.
+//
+// Order: start commands (a failure aborts: the stop commands are run to
+// undo what the start commands did, and Run fails), then the engine, then
+// the stop commands. The engine runs pending onexit actions and awaits
+// running actions before it returns.
+func Run(ctx context.Context, res *compile.Result, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	runner := opts.Runner
+	if runner == nil {
+		runner = stages.ExecRunner{}
+	}
+	g := res.Graph
+	timeout := graph.DefaultTimeout
+	if x := g.Executor(); x != nil && x.Timeout > 0 {
+		timeout = x.Timeout
+	}
+
+	if err := runAll(context.WithoutCancel(ctx), log, runner, "start", g.Settings.Start, timeout, true); err != nil {
+		_ = runAll(context.WithoutCancel(ctx), log, runner, "stop", g.Settings.Stop, timeout, false)
+		return err
+	}
+
+	engine, err := stages.New(g, stages.Options{Logger: log, Runner: runner, Store: opts.Store})
+	var runErr error
+	if err != nil {
+		runErr = fmt.Errorf("engine: %w", err)
+	} else {
+		log.Info("reaction started", "streams", len(g.Of(graph.KindSource)), "filters", len(g.Of(graph.KindExtract)))
+		runErr = engine.Run(ctx)
+	}
+	// Stop commands run whatever happened: they undo the start commands.
+	stopErr := runAll(context.WithoutCancel(ctx), log, runner, "stop", g.Settings.Stop, timeout, false)
+	return errors.Join(runErr, stopErr)
+}
+
+// runAll runs commands in order. With abort, the first failure stops the
+// sequence and is returned; otherwise every command runs and failures are
+// logged and returned together.
+func runAll(ctx context.Context, log *slog.Logger, runner stages.Runner, what string, cmds [][]string, timeout time.Duration, abort bool) error {
+	var errs []error
+	for i, argv := range cmds {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		code, out, err := runner.Run(cctx, argv)
+		cancel()
+		attrs := []any{"command", strings.Join(argv, " ")}
+		if len(out) > 0 {
+			attrs = append(attrs, "output", strings.TrimSpace(string(out)))
+		}
+		if err == nil && code == 0 {
+			log.Info(what+" command ran", attrs...)
+			continue
+		}
+		if err == nil {
+			err = fmt.Errorf("exit status %d", code)
+		}
+		err = fmt.Errorf("%s[%d] %q: %w", what, i, strings.Join(argv, " "), err)
+		log.Error(what+" command failed", append(attrs, "error", err)...)
+		errs = append(errs, err)
+		if abort {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}

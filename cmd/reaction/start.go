@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"reaction/cmd/reaction/internal/daemon"
+)
+
+type startCmd struct {
+	env *env
+	configOpt
+	Level logLevel `short:"l" long:"loglevel" description:"log level: DEBUG, INFO, WARN or ERROR" default:"INFO" value-name:"LEVEL"`
+}
+
+func (c *startCmd) Execute(args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("start: unexpected argument %q", args[0])
+	}
+	res, err := c.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(c.env.stderr, slog.Level(c.Level))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Info("signal received: stopping (send it again to exit at once)", "signal", s.String())
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigs:
+			log.Error("second signal: exiting at once", "signal", s.String())
+			os.Exit(exitRuntime)
+		case <-done:
+		}
+	}()
+
+	if err := daemon.Run(ctx, res, daemon.Options{Logger: log}); err != nil {
+		return runtimeError(err)
+	}
+	log.Info("reaction stopped")
+	return nil
+}
