@@ -7,6 +7,9 @@ package graph
 // normalized value of each of x.Patterns, in order (nil for a filter
 // without patterns), and which is the index of the regex that matched.
 //
+// Every regex of a filter captures the same patterns (compile enforces
+// it), so every value of a key is set.
+//
 // This is the one definition of what a filter captures: the runtime, the
 // inline tests and test-regex all call it.
 func (x *Extract) Match(line []byte) (values []string, which int, matched bool, reason Reason) {

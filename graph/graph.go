@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -57,6 +58,7 @@ type Graph struct {
 	Patterns []*Pattern // every configured pattern, sorted by name
 	Settings Settings
 
+	mu   sync.Mutex // guards byID, the lazily built index of Nodes
 	byID map[string]*Node
 }
 
@@ -260,6 +262,8 @@ const ExecutorID = "executor"
 
 // Add appends a node. IDs must be unique; Validate reports duplicates.
 func (g *Graph) Add(n *Node) *Node {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	g.Nodes = append(g.Nodes, n)
 	g.byID = nil
 	return n
@@ -272,7 +276,9 @@ func (g *Graph) Connect(from, to string, capacity int, unit string) {
 
 // Node returns the node with the given ID, or nil.
 func (g *Graph) Node(id string) *Node {
-	if g.byID == nil || len(g.byID) != len(g.Nodes) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.byID == nil {
 		g.byID = make(map[string]*Node, len(g.Nodes))
 		for _, n := range g.Nodes {
 			g.byID[n.ID] = n

@@ -24,7 +24,9 @@ func (t PatternType) IsIP() bool { return t == TypeIP || t == TypeIPv4 || t == T
 // never counted nor passed to a command.
 const (
 	RegexIPv4 = `(?:[0-9]{1,3}\.){3}[0-9]{1,3}`
-	RegexIPv6 = `(?:[0-9a-fA-F]{0,4}:){2,7}(?:[0-9a-fA-F]{0,4}|(?:[0-9]{1,3}\.){3}[0-9]{1,3})`
+	// The embedded-IPv4 tail comes first: Go's regexp prefers the first
+	// alternative, and "::ffff:1.2.3.4" must not be captured as "::ffff:1".
+	RegexIPv6 = `(?:[0-9a-fA-F]{0,4}:){2,7}(?:(?:[0-9]{1,3}\.){3}[0-9]{1,3}|[0-9a-fA-F]{0,4})`
 	RegexIP   = RegexIPv6 + `|` + RegexIPv4
 )
 
@@ -58,6 +60,11 @@ func (p *Pattern) Prepare() error {
 	p.ignore = make(map[string]struct{}, len(p.Ignore))
 	for _, v := range p.Ignore {
 		p.ignore[v] = struct{}{}
+		if p.Type.IsIP() { // "2001:DB8::1" must ignore the canonical "2001:db8::1"
+			if addr, err := p.addr(v); err == nil {
+				p.ignore[addr.String()] = struct{}{}
+			}
+		}
 	}
 	p.ignoreRegex = p.ignoreRegex[:0]
 	for _, s := range p.IgnoreRegex {
@@ -186,8 +193,8 @@ func (e errInvalid) Error() string {
 }
 
 func quote(s string) string {
-	if len(s) > 80 {
-		s = s[:80] + "…"
+	if r := []rune(s); len(r) > 80 {
+		s = string(r[:80]) + "…"
 	}
 	return "\"" + strings.ReplaceAll(s, "\"", "\\\"") + "\""
 }
