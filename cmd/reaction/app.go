@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 
 	flags "github.com/jessevdk/go-flags"
@@ -60,6 +59,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		{"test-config", "Validate a configuration and print it normalized", "Compile the configuration, run its inline filter tests, and print the normalized configuration.", &testConfigCmd{env: e}},
 		{"test-regex", "Test a regex or a configured filter against lines", "Test REGEX (which may use the configuration's <patterns>) or a configured filter STREAM.FILTER against LINE, or against every line of standard input.", &testRegexCmd{env: e}},
 		{"graph", "Print the compiled pipeline", "Print the stage graph the configuration compiles into.", &graphCmd{env: e}},
+		{"show", "Show current matches and pending actions", "Show the daemon's current matches (count per key) and pending actions with their due times, optionally only for STREAM[.FILTER] and for keys whose values match NAME=REGEX (as a whole).", &showCmd{env: e}},
+		{"flush", "Forget matches and run pending actions now", "Forget the selected keys' matches and run their pending actions now (a manual unban). Selects like show.", &flushCmd{env: e}},
+		{"trigger", "Run a filter's actions for given values", "Run the actions of filter STREAM.FILTER for the values NAME=VALUE, as if the filter had triggered (a manual ban).", &triggerCmd{env: e}},
 		{"version", "Print the version", "Print the version.", &versionCmd{env: e}},
 	}
 	for _, c := range commands {
@@ -167,5 +169,3 @@ func (c *versionCmd) Execute(args []string) error {
 	fmt.Fprintf(c.env.stdout, "reaction %s\n", version)
 	return nil
 }
-
-var _ = os.Stdout

@@ -13,6 +13,7 @@ import (
 type startCmd struct {
 	env *env
 	configOpt
+	socketOpt
 	Level logLevel `short:"l" long:"loglevel" description:"log level: DEBUG, INFO, WARN or ERROR" default:"INFO" value-name:"LEVEL"`
 }
 
@@ -49,7 +50,7 @@ func (c *startCmd) Execute(args []string) error {
 		}
 	}()
 
-	if err := daemon.Run(ctx, res, daemon.Options{Logger: log}); err != nil {
+	if err := daemon.Run(ctx, res, daemon.Options{Logger: log, Socket: c.Socket}); err != nil {
 		return runtimeError(err)
 	}
 	log.Info("reaction stopped")

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"reaction/cmd/reaction/internal/control"
 	"reaction/compile"
 	"reaction/graph"
 	"reaction/stages"
@@ -22,6 +23,7 @@ type Options struct {
 	Logger *slog.Logger
 	Runner stages.Runner
 	Store  stages.Store
+	Socket string // control socket path; "" = none
 }
 
 // Run runs the daemon until every stream has finished or ctx is done.
@@ -45,6 +47,18 @@ func Run(ctx context.Context, res *compile.Result, opts Options) error {
 		timeout = x.Timeout
 	}
 
+	// The socket comes first: a second daemon must refuse before it runs
+	// any start command.
+	var srv *control.Server
+	if opts.Socket != "" {
+		var err error
+		if srv, err = control.Listen(opts.Socket); err != nil {
+			return err
+		}
+		defer srv.Close()
+		srv.Logger = log
+	}
+
 	if err := runAll(context.WithoutCancel(ctx), log, runner, "start", g.Settings.Start, timeout, true); err != nil {
 		_ = runAll(context.WithoutCancel(ctx), log, runner, "stop", g.Settings.Stop, timeout, false)
 		return err
@@ -56,7 +70,18 @@ func Run(ctx context.Context, res *compile.Result, opts Options) error {
 		runErr = fmt.Errorf("engine: %w", err)
 	} else {
 		log.Info("reaction started", "streams", len(g.Of(graph.KindSource)), "filters", len(g.Of(graph.KindExtract)))
+		serveDone := make(chan error, 1)
+		sctx, stopServe := context.WithCancel(ctx)
+		if srv != nil {
+			go func() { serveDone <- srv.Serve(sctx, newController(engine, g)) }()
+		} else {
+			serveDone <- nil
+		}
 		runErr = engine.Run(ctx)
+		stopServe()
+		if err := <-serveDone; err != nil {
+			log.Error("control socket", "error", err)
+		}
 	}
 	// Stop commands run whatever happened: they undo the start commands.
 	stopErr := runAll(context.WithoutCancel(ctx), log, runner, "stop", g.Settings.Stop, timeout, false)
