@@ -1,0 +1,586 @@
+package stages
+
+import (
+	"context"
+	"encoding/binary"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Counter counts the matches of each key of one filter inside a sliding
+// window. It is the synchronous core of the counter stage: a shard
+// goroutine owns it, and tests call it directly. It is not safe for
+// concurrent use.
+//
+// Keys live in a slab (entries and their match times in flat slices,
+// linked by index in least-recently-matched order) so that a million keys
+// cost a few allocations and little GC work. The number of keys is capped:
+// a new key beyond MaxKeys evicts the key matched least recently.
+type Counter struct {
+	retry  int
+	period int64 // nanoseconds
+	max    int
+
+	index   map[string]int32
+	entries []counterEntry
+	times   []int64 // stride per entry: the match times of entries[i] are times[i*stride : i*stride+n]
+	stride  int
+	head    int32 // most recently matched; -1 when empty
+	tail    int32 // least recently matched
+	free    int32 // free list through counterEntry.next
+
+	evictions uint64
+
+	// OnForget, when set, is called with every key the counter drops by
+	// itself: evicted to make room (evicted) or expired. It is not called
+	// for keys that trigger or are forgotten on request.
+	OnForget func(key string, evicted bool)
+}
+
+type counterEntry struct {
+	key        string
+	prev, next int32
+	n          int32 // match times in use
+}
+
+// NewCounter returns a counter that triggers when a key has retry matches
+// no older than period, tracking at most maxKeys keys (≤ 0: unlimited).
+// With retry ≤ 1 every match triggers and nothing is tracked.
+func NewCounter(retry int, period time.Duration, maxKeys int) *Counter {
+	c := &Counter{retry: retry, period: int64(period), max: maxKeys, head: -1, tail: -1, free: -1}
+	if retry > 1 {
+		c.stride = retry - 1
+		c.index = make(map[string]int32)
+	}
+	return c
+}
+
+// Add counts a match of key at t and reports whether the key triggered:
+// its matches inside the window reached retry. A triggered key's matches
+// are forgotten. A match counts while it is at most period old.
+//
+// Add does not retain key: it copies it when the key is new, so callers
+// may pass a string that aliases a reused buffer.
+func (c *Counter) Add(key string, t time.Time) (triggered bool) {
+	if c.stride == 0 {
+		return true
+	}
+	now := t.UnixNano()
+	c.expire(now, 2) // amortized: memory follows live keys even without sweeps
+	i, ok := c.index[key]
+	if ok {
+		c.unlink(i)
+	} else {
+		if c.max > 0 && len(c.index) >= c.max {
+			c.evict()
+		}
+		i = c.alloc(strings.Clone(key))
+	}
+	c.pushFront(i)
+	e := &c.entries[i]
+	ts := c.times[int(i)*c.stride : int(i)*c.stride+int(e.n)]
+	cut := now - c.period
+	k := 0
+	for k < len(ts) && ts[k] < cut {
+		k++
+	}
+	if k > 0 {
+		copy(ts, ts[k:])
+		e.n -= int32(k)
+		ts = ts[:e.n]
+	}
+	if int(e.n)+1 >= c.retry {
+		c.remove(i)
+		return true
+	}
+	// Keep times sorted; out-of-order matches (a restored or late line) are rare.
+	ts = ts[:e.n+1]
+	j := len(ts) - 1
+	for j > 0 && ts[j-1] > now {
+		ts[j] = ts[j-1]
+		j--
+	}
+	ts[j] = now
+	e.n++
+	return false
+}
+
+// Restore puts back persisted match times of key (any order), keeping
+// those still inside the window at now, at most retry-1 of them (the most
+// recent). It returns how many were kept.
+func (c *Counter) Restore(key string, times []time.Time, now time.Time) int {
+	if c.stride == 0 {
+		return 0
+	}
+	cut := now.UnixNano() - c.period
+	kept := make([]int64, 0, len(times))
+	for _, t := range times {
+		if ns := t.UnixNano(); ns >= cut && ns <= now.UnixNano() {
+			kept = append(kept, ns)
+		}
+	}
+	if len(kept) == 0 {
+		return 0
+	}
+	sortInt64(kept)
+	if len(kept) > c.stride {
+		kept = kept[len(kept)-c.stride:]
+	}
+	i, ok := c.index[key]
+	if ok {
+		c.unlink(i)
+	} else {
+		if c.max > 0 && len(c.index) >= c.max {
+			c.evict()
+		}
+		i = c.alloc(strings.Clone(key))
+	}
+	c.pushFront(i)
+	e := &c.entries[i]
+	copy(c.times[int(i)*c.stride:], kept)
+	e.n = int32(len(kept))
+	return len(kept)
+}
+
+// Count returns how many matches of key are inside the window at now.
+func (c *Counter) Count(key string, now time.Time) int {
+	if c.stride == 0 {
+		return 0
+	}
+	i, ok := c.index[key]
+	if !ok {
+		return 0
+	}
+	return c.count(i, now.UnixNano())
+}
+
+func (c *Counter) count(i int32, now int64) int {
+	e := &c.entries[i]
+	ts := c.times[int(i)*c.stride : int(i)*c.stride+int(e.n)]
+	n := 0
+	for _, t := range ts {
+		if t >= now-c.period {
+			n++
+		}
+	}
+	return n
+}
+
+// Each calls f for every key with matches inside the window at now, from
+// the most recently matched to the least. f must not change the counter.
+func (c *Counter) Each(now time.Time, f func(key string, count int)) {
+	ns := now.UnixNano()
+	for i := c.head; i >= 0; i = c.entries[i].next {
+		if n := c.count(i, ns); n > 0 {
+			f(c.entries[i].key, n)
+		}
+	}
+}
+
+// Times returns the match times of key inside the window at now, oldest first.
+func (c *Counter) Times(key string, now time.Time) []time.Time {
+	i, ok := c.index[key]
+	if !ok {
+		return nil
+	}
+	e := &c.entries[i]
+	var out []time.Time
+	for _, t := range c.times[int(i)*c.stride : int(i)*c.stride+int(e.n)] {
+		if t >= now.UnixNano()-c.period {
+			out = append(out, time.Unix(0, t))
+		}
+	}
+	return out
+}
+
+// Forget drops every match of key and reports whether it had any.
+func (c *Counter) Forget(key string) bool {
+	if c.stride == 0 {
+		return false
+	}
+	i, ok := c.index[key]
+	if ok {
+		c.remove(i)
+	}
+	return ok
+}
+
+// Expire drops the keys whose newest match is older than the window at
+// now and returns how many it dropped. It walks from the least recently
+// matched key and stops at the first live one, so it costs what it drops.
+func (c *Counter) Expire(now time.Time) int {
+	if c.stride == 0 {
+		return 0
+	}
+	n := c.expire(now.UnixNano(), -1)
+	if len(c.entries) > 1024 && len(c.index)*4 < len(c.entries) {
+		c.compact()
+	}
+	return n
+}
+
+// Len returns the number of tracked keys.
+func (c *Counter) Len() int { return len(c.index) }
+
+// Evictions returns how many keys were evicted to respect the cap.
+func (c *Counter) Evictions() uint64 { return c.evictions }
+
+func (c *Counter) expire(now int64, limit int) int {
+	cut := now - c.period
+	n := 0
+	for c.tail >= 0 && n != limit {
+		i := c.tail
+		e := &c.entries[i]
+		if e.n > 0 && c.times[int(i)*c.stride+int(e.n)-1] >= cut {
+			break
+		}
+		key := e.key
+		c.remove(i)
+		n++
+		if c.OnForget != nil {
+			c.OnForget(key, false)
+		}
+	}
+	return n
+}
+
+func (c *Counter) evict() {
+	if c.tail < 0 {
+		return
+	}
+	key := c.entries[c.tail].key
+	c.remove(c.tail)
+	c.evictions++
+	if c.OnForget != nil {
+		c.OnForget(key, true)
+	}
+}
+
+func (c *Counter) alloc(key string) int32 {
+	var i int32
+	if c.free >= 0 {
+		i = c.free
+		c.free = c.entries[i].next
+	} else {
+		i = int32(len(c.entries))
+		c.entries = append(c.entries, counterEntry{})
+		c.times = append(c.times, make([]int64, c.stride)...)
+	}
+	c.entries[i] = counterEntry{key: key, prev: -1, next: -1}
+	c.index[key] = i
+	return i
+}
+
+// remove unlinks entry i, deletes its key and puts it on the free list.
+func (c *Counter) remove(i int32) {
+	c.unlink(i)
+	delete(c.index, c.entries[i].key)
+	c.entries[i] = counterEntry{prev: -1, next: c.free}
+	c.free = i
+}
+
+func (c *Counter) unlink(i int32) {
+	e := &c.entries[i]
+	if e.prev >= 0 {
+		c.entries[e.prev].next = e.next
+	} else if c.head == i {
+		c.head = e.next
+	}
+	if e.next >= 0 {
+		c.entries[e.next].prev = e.prev
+	} else if c.tail == i {
+		c.tail = e.prev
+	}
+	e.prev, e.next = -1, -1
+}
+
+func (c *Counter) pushFront(i int32) {
+	e := &c.entries[i]
+	e.prev, e.next = -1, c.head
+	if c.head >= 0 {
+		c.entries[c.head].prev = i
+	}
+	c.head = i
+	if c.tail < 0 {
+		c.tail = i
+	}
+}
+
+// compact rebuilds the slab after most keys went away, so that memory
+// follows the live keys rather than the peak.
+func (c *Counter) compact() {
+	old := *c
+	c.index = make(map[string]int32, len(old.index))
+	c.entries = make([]counterEntry, 0, len(old.index))
+	c.times = make([]int64, 0, len(old.index)*c.stride)
+	c.head, c.tail, c.free = -1, -1, -1
+	for i := old.tail; i >= 0; i = old.entries[i].prev {
+		e := old.entries[i]
+		j := c.alloc(e.key)
+		copy(c.times[int(j)*c.stride:], old.times[int(i)*c.stride:int(i)*c.stride+int(e.n)])
+		c.entries[j].n = e.n
+		c.pushFront(j)
+	}
+}
+
+func sortInt64(s []int64) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j-1] > s[j]; j-- {
+			s[j-1], s[j] = s[j], s[j-1]
+		}
+	}
+}
+
+// Keys. A key is the tuple of a filter's captured values, encoded without
+// ambiguity: each value is preceded by its length (uvarint), so that no
+// value content (not even NUL) can make two tuples collide.
+
+func appendKey(dst []byte, values []string) []byte {
+	for _, v := range values {
+		dst = binary.AppendUvarint(dst, uint64(len(v)))
+		dst = append(dst, v...)
+	}
+	return dst
+}
+
+func encodeKey(values []string) string { return string(appendKey(nil, values)) }
+
+func decodeKey(key string, n int) []string {
+	values := make([]string, 0, n)
+	for len(key) > 0 {
+		var l uint64
+		w := 0
+		for shift := 0; w < len(key); shift += 7 {
+			b := key[w]
+			w++
+			l |= uint64(b&0x7f) << shift
+			if b < 0x80 {
+				break
+			}
+		}
+		if l > uint64(len(key)-w) {
+			break // cannot happen for keys made by appendKey
+		}
+		values = append(values, key[w:w+int(l)])
+		key = key[w+int(l):]
+	}
+	for len(values) < n {
+		values = append(values, "")
+	}
+	return values
+}
+
+// bytesString views b as a string without copying. The string must not
+// outlive b's next change; Counter.Add copies the keys it keeps.
+func bytesString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// appendShardKey appends what a key's shard is the hash of: the filter's
+// global index, then the encoded key (which starts at len(dst)+4).
+func appendShardKey(dst []byte, filter int, values []string) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(filter))
+	return appendKey(dst, values)
+}
+
+func shardOf(shardKey []byte, shards int) int { return int(xxhash.Sum64(shardKey) % uint64(shards)) }
+
+// match is one counted match travelling from a matcher to a shard.
+type match struct {
+	filter   int32
+	off, end int32 // the encoded key in matchBatch.keys
+	values   []string
+	t        time.Time
+}
+
+// matchBatch carries matches to one shard; batches are recycled.
+type matchBatch struct {
+	items []match
+	keys  []byte
+}
+
+const matchBatchSize = 128
+
+var matchBatches = sync.Pool{New: func() any {
+	return &matchBatch{items: make([]match, 0, matchBatchSize), keys: make([]byte, 0, matchBatchSize*16)}
+}}
+
+func getMatchBatch() *matchBatch { return matchBatches.Get().(*matchBatch) }
+
+func (b *matchBatch) release() {
+	clear(b.items) // drop references to values
+	b.items = b.items[:0]
+	b.keys = b.keys[:0]
+	matchBatches.Put(b)
+}
+
+// trigger is a key that reached its filter's retry count.
+type trigger struct {
+	filter int
+	values []string
+	t      time.Time
+}
+
+// shardStats are one shard's counters for one filter, written by the
+// shard's goroutine only and summed by Engine.Stats.
+type shardStats struct {
+	matches, triggers, evictions atomic.Uint64
+	keys                         atomic.Int64
+}
+
+// shard owns a slice of every filter's keys: one Counter per filter. Its
+// goroutine takes mu once per match batch, so that control requests
+// (show, flush) read a consistent state without stalling the pipeline.
+type shard struct {
+	mu       sync.Mutex
+	counters []*Counter // by global filter index
+	stats    []shardStats
+	in       chan *matchBatch
+
+	filters []*filterRT
+	journal *Journal
+	clock   Clock
+
+	flushMu sync.Mutex
+	changes []Change // journal changes gathered under mu, not yet handed over
+	spare   []Change
+}
+
+func newShard(filters []*filterRT, shards int, queue int, journal *Journal, clock Clock) *shard {
+	s := &shard{
+		counters: make([]*Counter, len(filters)),
+		stats:    make([]shardStats, len(filters)),
+		in:       make(chan *matchBatch, queue),
+		filters:  filters,
+		journal:  journal,
+		clock:    clock,
+	}
+	for i, f := range filters {
+		max := f.counter.MaxKeys
+		if max > 0 {
+			max = (max + shards - 1) / shards
+		}
+		c := NewCounter(f.counter.Retry, f.counter.Period, max)
+		f := f
+		c.OnForget = func(key string, evicted bool) {
+			if evicted {
+				s.stats[f.index].evictions.Add(1)
+			}
+			if s.journal.Enabled() {
+				s.changes = append(s.changes, Change{Op: OpClear, Filter: f.ref, Key: decodeKey(key, len(f.extract.Patterns))})
+			}
+		}
+		s.counters[i] = c
+	}
+	return s
+}
+
+// sweepEvery is how often a shard drops expired keys when no match does it.
+const sweepEvery = time.Minute
+
+// run counts the matches of each batch, then hands the batch's journal
+// changes to the journal and its triggers to the scheduler (so that a
+// trigger's OpClear is journaled before its actions are scheduled). It
+// returns when in is closed and drained, or when ctx is done.
+func (s *shard) run(ctx context.Context, triggers chan<- trigger) error {
+	sweep := make(chan struct{}, 1)
+	tick := func() {
+		select {
+		case sweep <- struct{}{}:
+		default:
+		}
+	}
+	timer := s.clock.AfterFunc(sweepEvery, tick)
+	defer func() { timer.Stop() }()
+	var fired []trigger
+	for {
+		var b *matchBatch
+		var ok bool
+		select {
+		case b, ok = <-s.in:
+			if !ok {
+				return nil
+			}
+		case <-sweep:
+			s.mu.Lock()
+			now := s.clock.Now()
+			for i, c := range s.counters {
+				if c.Expire(now) > 0 {
+					s.stats[i].keys.Store(int64(c.Len()))
+				}
+			}
+			s.mu.Unlock()
+			s.flushChanges()
+			timer = s.clock.AfterFunc(sweepEvery, tick)
+			continue
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		fired = s.count(b, fired[:0])
+		b.release()
+		s.flushChanges()
+		for _, t := range fired {
+			select {
+			case triggers <- t:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}
+
+// count applies one batch under the shard lock and returns its triggers.
+func (s *shard) count(b *matchBatch, fired []trigger) []trigger {
+	journal := s.journal.Enabled()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range b.items {
+		f := s.filters[m.filter]
+		c := s.counters[m.filter]
+		st := &s.stats[m.filter]
+		st.matches.Add(1)
+		if c.Add(bytesString(b.keys[m.off:m.end]), m.t) {
+			st.triggers.Add(1)
+			if journal && c.stride > 0 {
+				s.changes = append(s.changes, Change{Op: OpClear, Filter: f.ref, Key: m.values})
+			}
+			fired = append(fired, trigger{filter: int(m.filter), values: m.values, t: m.t})
+		} else if journal {
+			s.changes = append(s.changes, Change{Op: OpMatch, Filter: f.ref, Key: m.values, Time: m.t})
+		}
+		st.keys.Store(int64(c.Len()))
+	}
+	return fired
+}
+
+// flushChanges hands the changes gathered under the lock to the journal,
+// outside the lock: the journal may commit inline when its buffer is full.
+// flushMu keeps the journal's order equal to the order of s.changes when
+// a control request flushes concurrently with the shard's goroutine.
+func (s *shard) flushChanges() {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.mu.Lock()
+	changes := s.changes
+	s.changes, s.spare = s.spare[:0], nil
+	s.mu.Unlock()
+	if len(changes) == 0 {
+		s.mu.Lock()
+		s.spare = changes
+		s.mu.Unlock()
+		return
+	}
+	s.journal.Append(changes...)
+	clear(changes)
+	s.mu.Lock()
+	s.spare = changes[:0]
+	s.mu.Unlock()
+}

@@ -1,0 +1,193 @@
+package stages
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestCounterWindow(t *testing.T) {
+	type add struct {
+		key string
+		at  time.Duration // from tStart
+	}
+	tests := []struct {
+		name   string
+		retry  int
+		period time.Duration
+		adds   []add
+		want   []bool // triggered, per add
+	}{
+		{"retry 0 triggers every match", 0, 0, []add{{"a", 0}, {"a", 0}}, []bool{true, true}},
+		{"retry 1 triggers every match", 1, time.Hour, []add{{"a", 0}, {"a", time.Second}}, []bool{true, true}},
+		{"retry 3 inside window", 3, time.Hour, []add{{"a", 0}, {"a", time.Minute}, {"a", 2 * time.Minute}}, []bool{false, false, true}},
+		{"keys count apart", 2, time.Hour, []add{{"a", 0}, {"b", 0}, {"a", 1}, {"b", 1}}, []bool{false, false, true, true}},
+		{"trigger clears", 2, time.Hour, []add{{"a", 0}, {"a", 1}, {"a", 2}, {"a", 3}}, []bool{false, true, false, true}},
+		{"old matches slide out", 3, time.Hour, []add{{"a", 0}, {"a", 30 * time.Minute}, {"a", 61 * time.Minute}, {"a", 80 * time.Minute}}, []bool{false, false, false, true}},
+		{"exactly period old still counts", 2, time.Hour, []add{{"a", 0}, {"a", time.Hour}}, []bool{false, true}},
+		{"just over period does not", 2, time.Hour, []add{{"a", 0}, {"a", time.Hour + 1}}, []bool{false, false}},
+		{"out of order match", 3, time.Hour, []add{{"a", 10 * time.Minute}, {"a", 5 * time.Minute}, {"a", 65 * time.Minute}}, []bool{false, false, true}},
+		{"expired key comes back fresh", 2, time.Hour, []add{{"a", 0}, {"b", 2 * time.Hour}, {"a", 2 * time.Hour}}, []bool{false, false, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewCounter(tt.retry, tt.period, 100)
+			for i, a := range tt.adds {
+				if got := c.Add(a.key, tStart.Add(a.at)); got != tt.want[i] {
+					t.Fatalf("add %d (%s at %v) = %v, want %v", i, a.key, a.at, got, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestCounterEviction(t *testing.T) {
+	c := NewCounter(3, time.Hour, 2)
+	var forgotten []string
+	c.OnForget = func(key string, evicted bool) {
+		forgotten = append(forgotten, fmt.Sprintf("%s:%v", key, evicted))
+	}
+	c.Add("a", tStart)
+	c.Add("b", tStart.Add(1))
+	c.Add("a", tStart.Add(2)) // a is now the most recent: b is the oldest
+	c.Add("c", tStart.Add(3)) // evicts b
+	if c.Len() != 2 || c.Evictions() != 1 || c.Count("b", tStart.Add(3)) != 0 {
+		t.Fatalf("len %d evictions %d b=%d", c.Len(), c.Evictions(), c.Count("b", tStart.Add(3)))
+	}
+	if c.Count("a", tStart.Add(3)) != 2 {
+		t.Fatalf("a lost its matches: %d", c.Count("a", tStart.Add(3)))
+	}
+	if !slices.Equal(forgotten, []string{"b:true"}) {
+		t.Fatalf("OnForget calls %v", forgotten)
+	}
+	// An evicted key starts over.
+	c.Add("b", tStart.Add(4)) // evicts c
+	if c.Add("b", tStart.Add(5)) {
+		t.Fatal("evicted key kept its count")
+	}
+	if !c.Add("b", tStart.Add(6)) {
+		t.Fatal("b should trigger on its third match after coming back")
+	}
+}
+
+func TestCounterExpire(t *testing.T) {
+	c := NewCounter(5, time.Minute, 0)
+	n := 3000
+	for i := range n {
+		c.Add(fmt.Sprint(i), tStart.Add(time.Duration(i)*time.Millisecond))
+	}
+	// Half the keys are older than the window 61s after the first ones...
+	now := tStart.Add(time.Minute + time.Duration(n/2)*time.Millisecond)
+	if got := c.Expire(now); got != n/2 {
+		t.Fatalf("Expire dropped %d, want %d", got, n/2)
+	}
+	if c.Len() != n/2 || c.Count("0", now) != 0 || c.Count(fmt.Sprint(n-1), now) != 1 {
+		t.Fatalf("after expire: len %d", c.Len())
+	}
+	// ...then all of them, and the slab shrinks to what is live.
+	c.Expire(now.Add(time.Hour))
+	if c.Len() != 0 || len(c.entries) != 0 {
+		t.Fatalf("after full expire: len %d, slab %d", c.Len(), len(c.entries))
+	}
+	if c.Add("x", now.Add(2*time.Hour)) || c.Len() != 1 {
+		t.Fatal("counter unusable after compaction")
+	}
+	// Add expires a little on its own, without Expire calls.
+	c2 := NewCounter(3, time.Minute, 0)
+	for i := range 100 {
+		c2.Add(fmt.Sprint(i), tStart)
+	}
+	for i := range 100 {
+		c2.Add(fmt.Sprint("late", i), tStart.Add(time.Hour))
+	}
+	if c2.Len() != 100 {
+		t.Fatalf("expired keys not dropped by Add: %d keys", c2.Len())
+	}
+}
+
+func TestCounterCompactKeepsOrderAndTimes(t *testing.T) {
+	c := NewCounter(4, 2*time.Hour, 0)
+	for i := range 5000 {
+		c.Add(fmt.Sprint(i), tStart.Add(time.Duration(i)*time.Second))
+	}
+	c.Add("4999", tStart.Add(5000*time.Second))
+	now := tStart.Add(4000*time.Second + 2*time.Hour) // keys ≥ 4000 live
+	c.Expire(now)
+	if c.Len() != 1000 || len(c.entries) != 1000 {
+		t.Fatalf("len %d slab %d", c.Len(), len(c.entries))
+	}
+	if c.Count("4999", now) != 2 {
+		t.Fatalf("4999 has %d matches", c.Count("4999", now))
+	}
+	var order []string
+	c.Each(now, func(key string, n int) { order = append(order, key) })
+	if order[0] != "4999" || order[len(order)-1] != "4000" {
+		t.Fatalf("LRU order lost: first %s last %s", order[0], order[len(order)-1])
+	}
+	if c.Add("4999", now) {
+		t.Fatal("third match should not trigger with retry 4")
+	}
+	if !c.Add("4999", now) {
+		t.Fatal("fourth match should trigger")
+	}
+}
+
+func TestCounterRestore(t *testing.T) {
+	c := NewCounter(3, time.Hour, 0)
+	now := tStart.Add(2 * time.Hour)
+	times := []time.Time{now.Add(-10 * time.Minute), tStart, now.Add(-time.Minute), now.Add(-5 * time.Minute)}
+	if n := c.Restore("a", times, now); n != 2 {
+		t.Fatalf("Restore kept %d, want the 2 newest inside the window", n)
+	}
+	if !c.Add("a", now) {
+		t.Fatal("2 restored + 1 new should trigger")
+	}
+	if n := c.Restore("b", []time.Time{tStart}, now); n != 0 || c.Len() != 0 {
+		t.Fatal("a key with nothing inside the window is not restored")
+	}
+}
+
+func TestKeyEncoding(t *testing.T) {
+	tests := [][]string{nil, {""}, {"1.2.3.4"}, {"a\x00b"}, {"a", "b"}, {"", ""}, {string(make([]byte, 300))}}
+	seen := map[string][]string{}
+	for _, values := range tests {
+		k := encodeKey(values)
+		if prev, ok := seen[k]; ok {
+			t.Fatalf("%q and %q encode the same", prev, values)
+		}
+		seen[k] = values
+		got := decodeKey(k, len(values))
+		if len(values) == 0 && len(got) == 0 {
+			continue
+		}
+		if !slices.Equal(got, values) {
+			t.Fatalf("decode(encode(%q)) = %q", values, got)
+		}
+	}
+}
+
+// BenchmarkCounterAdd: "live" keys all fit under the cap (the usual case:
+// attackers come back); "flood" has twice as many distinct keys as the
+// cap, so every other match evicts the oldest key and copies a new one.
+func BenchmarkCounterAdd(b *testing.B) {
+	for _, bc := range []struct {
+		name      string
+		keys, max int
+	}{{"live", 1 << 12, 1 << 15}, {"flood", 1 << 16, 1 << 15}} {
+		b.Run(bc.name, func(b *testing.B) {
+			keys := make([]string, bc.keys)
+			for i := range keys {
+				keys[i] = string(appendKey(nil, []string{fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)}))
+			}
+			c := NewCounter(5, time.Hour, bc.max)
+			b.ReportAllocs()
+			b.ResetTimer()
+			t := tStart
+			for i := range b.N {
+				t = t.Add(time.Microsecond)
+				c.Add(keys[(i*7919)&(len(keys)-1)], t)
+			}
+		})
+	}
+}
