@@ -1,10 +1,13 @@
 package stages
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -266,4 +269,43 @@ func TestEngineBansExactlyTheAttackers(t *testing.T) {
 			t.Errorf("pending %+v, want unban due %v", p, tStart.Add(48*time.Hour))
 		}
 	}
+}
+
+// BenchmarkEnginePipeline runs the whole pipeline on a `cat` stream of
+// sshd-like lines (a quarter of them attacks from 1,400 addresses), with
+// actions that do nothing; it reports lines per second end to end.
+func BenchmarkEnginePipeline(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "auth.log")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	const n = 1_000_000
+	for i := range n {
+		if i%4 == 0 {
+			fmt.Fprintf(w, "Nov 21 13:40:01 host sshd[1234]: Failed password for root from 10.%d.%d.%d port 22 ssh2\n", i%7, (i/7)%50, i%200)
+		} else {
+			fmt.Fprintf(w, "Nov 21 13:40:01 host CRON[1234]: pam_unix(cron:session): session opened for user root %d\n", i)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	b.ResetTimer()
+	for range b.N {
+		g := tGraph(b, []string{"cat", path}, tFilter{name: "f", regex: []string{`Failed password for \S+ from <ip>`}, retry: 3, period: time.Hour, actions: banUnban()})
+		e, err := New(g, Options{Runner: nopRunner{}, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := e.Run(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if got := e.Stats()[graph.CounterID("s", "f")]["matches"]; got != n/4 {
+			b.Fatalf("counted %d matches, want %d", got, n/4)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }

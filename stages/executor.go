@@ -60,6 +60,14 @@ func (r ExecRunner) Run(ctx context.Context, argv []string) (int, []byte, error)
 	// A grandchild that keeps the output pipe open must not hold us forever.
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && ctx.Err() == nil && cmd.ProcessState != nil {
+		// The command exited; something it left in the background still
+		// holds its output. The command's own status is what counts.
+		err = nil
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			return code, out.bytes(), nil
+		}
+	}
 	if err == nil {
 		return 0, out.bytes(), nil
 	}

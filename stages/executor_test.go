@@ -31,6 +31,8 @@ func TestExecRunner(t *testing.T) {
 		{"not found", []string{"/nonexistent/cmd"}, time.Minute, -1, "", "no such file"},
 		{"empty", nil, time.Minute, -1, "", "empty command"},
 		// The group is killed: the backgrounded sleep does not keep us waiting.
+		// A background child keeping stdout open does not make the action fail or hang.
+		{"background child", []string{"sh", "-c", "sleep 5 & echo started"}, time.Minute, 0, "started\n", ""},
 		{"timeout", []string{"sh", "-c", "sleep 100 & sleep 100"}, 200 * time.Millisecond, -1, "", "killed"},
 	}
 	for _, tt := range tests {
