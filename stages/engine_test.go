@@ -309,3 +309,36 @@ func BenchmarkEnginePipeline(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }
+
+// Two streams end at different times: Run waits for both. A flood of
+// distinct values on a filter capped at a few keys evicts (and counts)
+// the oldest keys instead of growing.
+func TestEngineStreamsAndEvictions(t *testing.T) {
+	var flood []string
+	for i := range 300 {
+		flood = append(flood, fmt.Sprintf("scan from 198.51.100.%d", i%250), "scan from 203.0.113.1")
+	}
+	g := tGraphStreams(t, map[string][]string{
+		"a": shLines("user root from 192.0.2.1", "user root from 192.0.2.1"),
+		"b": append([]string{"sh", "-c", `sleep 0.2; printf '%s\n' "$@"`, "sh"}, flood...),
+	}, map[string][]tFilter{
+		"a": {{name: "users", regex: []string{"user <user> from <ip>"}, retry: 2, period: time.Hour,
+			actions: []*graph.Action{tAction("lock", 0, "lock", "<user>", "<ip>")}}},
+		"b": {{name: "scan", regex: []string{"scan from <ip>"}, retry: 50, period: time.Hour, maxKeys: 6,
+			actions: []*graph.Action{tAction("ban", 0, "ban", "<ip>")}}},
+	})
+	runner := &RecordingRunner{}
+	e, err := New(g, Options{Runner: runner, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runEngine(t, e)
+	// 203.0.113.1 matches every other line: always recent, never evicted.
+	if got, want := argvs(runner.Calls()), []string{"ban 203.0.113.1", "ban 203.0.113.1", "ban 203.0.113.1", "ban 203.0.113.1", "ban 203.0.113.1", "ban 203.0.113.1", "lock root 192.0.2.1"}; !slices.Equal(got, want) {
+		t.Fatalf("ran %v, want %v", got, want)
+	}
+	st := e.Stats()[graph.CounterID("b", "scan")]
+	if st["keys"] > 6 || st["evictions"] < 250 {
+		t.Fatalf("counter stats %v: want ≤ 6 keys and ≥ 250 evictions", st)
+	}
+}
