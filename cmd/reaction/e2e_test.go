@@ -194,7 +194,7 @@ patterns:
   user:
     regex: '\S+'
   ip:
-    type: ipv4
+    type: ip
 streams:
   s:
     cmd: ['cat', 'lines']
@@ -205,7 +205,7 @@ streams:
           record:
             cmd: ['touch', 'out/user <user>']
       addresses:
-        regex: ['bad address <ip>']
+        regex: ['bad address <ip>$']
         actions:
           record:
             cmd: ['touch', 'out/ip <ip>']
