@@ -24,7 +24,7 @@ lint:
 
 # Runs the daemon without root on a generated attack stream; actions only print.
 demo: build
-	cd examples/demo && ../../$(BIN) start -c reaction.yml
+	cd examples/demo && ../../$(BIN) start -c reaction.yml -s "$${TMPDIR:-/tmp}/reaction-demo/reaction.sock"
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
