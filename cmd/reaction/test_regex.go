@@ -17,10 +17,11 @@ type testRegexCmd struct {
 	env *env
 	configOpt
 	Format string `short:"f" long:"format" description:"output format" choice:"text" choice:"json" default:"text"`
+	Trace  bool   `short:"t" long:"trace" description:"REGEX names a stream (STREAM or STREAM.FILTER): show each line's path through its compiled nodes, counting matches from line to line"`
 	Args   struct {
-		Regex string `positional-arg-name:"REGEX" description:"a regex using the configuration's <patterns>, or STREAM.FILTER"`
+		Regex string `positional-arg-name:"REGEX" required:"yes" description:"a regex using the configuration's <patterns>, or STREAM.FILTER"`
 		Line  string `positional-arg-name:"LINE" description:"the line to test; without it, lines are read from standard input"`
-	} `positional-args:"yes" required:"1"`
+	} `positional-args:"yes"`
 }
 
 // lineResult is one tested line, also the --format json output (one object per line).
@@ -39,6 +40,9 @@ func (c *testRegexCmd) Execute(args []string) error {
 	res, err := c.load()
 	if err != nil {
 		return err
+	}
+	if c.Trace {
+		return c.trace(res)
 	}
 	x, err := c.extract(res)
 	if err != nil {
@@ -127,3 +131,37 @@ func (c *testRegexCmd) print(lr lineResult) error {
 	}
 	return nil
 }
+
+func (c *testRegexCmd) trace(res *compile.Result) error {
+	t, err := newTracer(res.Graph, c.Args.Regex)
+	if err != nil {
+		return usageErrorf("test-regex --trace: %v", err)
+	}
+	if c.Args.Line != "" {
+		return printTrace(c.env.stdout, t.trace(c.Args.Line), c.Format)
+	}
+	return eachLine(c.env.stdin, func(line string) error {
+		return printTrace(c.env.stdout, t.trace(line), c.Format)
+	})
+}
+
+// eachLine calls f for every line of r, without its line ending.
+func eachLine(r io.Reader, f func(string) error) error {
+	br := bufio.NewReaderSize(r, graph.DefaultMaxLine)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			if ferr := f(strings.TrimRight(line, "\r\n")); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return runtimeError(fmt.Errorf("reading standard input: %w", err))
+		}
+	}
+}
+
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
