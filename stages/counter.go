@@ -3,7 +3,6 @@ package stages
 import (
 	"context"
 	"encoding/binary"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,19 +16,29 @@ import (
 // goroutine owns it, and tests call it directly. It is not safe for
 // concurrent use.
 //
-// Keys live in a slab (entries and their match times in flat slices,
-// linked by index in least-recently-matched order) so that a million keys
-// cost a few allocations and little GC work. The number of keys is capped:
-// a new key beyond MaxKeys evicts the key matched least recently.
+// The number of keys is capped: a new key beyond the cap evicts the key
+// matched least recently, and the eviction is counted.
+//
+// Layout, because a flood of distinct values must stay cheap (about 60
+// bytes per key with retry 3, a handful of allocations in all, nothing for
+// the GC to scan): entries and their match times live in flat slices
+// linked by index in least-recently-matched order; key bytes live in one
+// arena; an open-addressing table (linear probing, backward-shift
+// deletion, at most 5/8 full) maps a key's hash to its entry, and keeps
+// the hash in the slot so that a probe rarely touches an entry. Slabs, arena and table are
+// rebuilt smaller when most keys are gone, so memory follows live keys.
 type Counter struct {
 	retry  int
 	period int64 // nanoseconds
 	max    int
+	stride int // match times kept per key: retry-1
 
-	index   map[string]int32
 	entries []counterEntry
-	times   []int64 // stride per entry: the match times of entries[i] are times[i*stride : i*stride+n]
-	stride  int
+	times   []int64  // the match times of entries[i] are times[i*stride : i*stride+n], ascending
+	keys    []byte   // arena of key bytes
+	dead    int      // arena bytes of removed keys
+	table   []uint64 // slots: hash<<32 | entry index+1, 0 when empty; len is a power of two
+	live    int
 	head    int32 // most recently matched; -1 when empty
 	tail    int32 // least recently matched
 	free    int32 // free list through counterEntry.next
@@ -43,10 +52,13 @@ type Counter struct {
 }
 
 type counterEntry struct {
-	key        string
+	hash       uint32
+	off, klen  uint32 // key bytes in the arena
 	prev, next int32
 	n          int32 // match times in use
 }
+
+const minTable = 8
 
 // NewCounter returns a counter that triggers when a key has retry matches
 // no older than period, tracking at most maxKeys keys (≤ 0: unlimited).
@@ -55,10 +67,18 @@ func NewCounter(retry int, period time.Duration, maxKeys int) *Counter {
 	c := &Counter{retry: retry, period: int64(period), max: maxKeys, head: -1, tail: -1, free: -1}
 	if retry > 1 {
 		c.stride = retry - 1
-		c.index = make(map[string]int32)
+		c.table = newTable(minTable)
 	}
 	return c
 }
+
+func newTable(n int) []uint64 { return make([]uint64, n) }
+
+func slot(h uint32, i int32) uint64 { return uint64(h)<<32 | uint64(uint32(i)+1) }
+
+func slotEntry(s uint64) int32 { return int32(uint32(s)) - 1 }
+
+func hashKey(key string) uint32 { return uint32(xxhash.Sum64String(key)) }
 
 // Add counts a match of key at t and reports whether the key triggered:
 // its matches inside the window reached retry. A triggered key's matches
@@ -72,16 +92,7 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 	}
 	now := t.UnixNano()
 	c.expire(now, 2) // amortized: memory follows live keys even without sweeps
-	i, ok := c.index[key]
-	if ok {
-		c.unlink(i)
-	} else {
-		if c.max > 0 && len(c.index) >= c.max {
-			c.evict()
-		}
-		i = c.alloc(strings.Clone(key))
-	}
-	c.pushFront(i)
+	i := c.touch(key)
 	e := &c.entries[i]
 	ts := c.times[int(i)*c.stride : int(i)*c.stride+int(e.n)]
 	cut := now - c.period
@@ -110,6 +121,23 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 	return false
 }
 
+// touch returns key's entry, made the most recently matched, creating it
+// (and evicting the oldest key when at the cap) if needed.
+func (c *Counter) touch(key string) int32 {
+	h := hashKey(key)
+	if i := c.lookup(key, h); i >= 0 {
+		c.unlink(i)
+		c.pushFront(i)
+		return i
+	}
+	if c.max > 0 && c.live >= c.max {
+		c.evict()
+	}
+	i := c.alloc(key, h)
+	c.pushFront(i)
+	return i
+}
+
 // Restore puts back persisted match times of key (any order), keeping
 // those still inside the window at now, at most retry-1 of them (the most
 // recent). It returns how many were kept.
@@ -131,19 +159,9 @@ func (c *Counter) Restore(key string, times []time.Time, now time.Time) int {
 	if len(kept) > c.stride {
 		kept = kept[len(kept)-c.stride:]
 	}
-	i, ok := c.index[key]
-	if ok {
-		c.unlink(i)
-	} else {
-		if c.max > 0 && len(c.index) >= c.max {
-			c.evict()
-		}
-		i = c.alloc(strings.Clone(key))
-	}
-	c.pushFront(i)
-	e := &c.entries[i]
+	i := c.touch(key)
 	copy(c.times[int(i)*c.stride:], kept)
-	e.n = int32(len(kept))
+	c.entries[i].n = int32(len(kept))
 	return len(kept)
 }
 
@@ -152,8 +170,8 @@ func (c *Counter) Count(key string, now time.Time) int {
 	if c.stride == 0 {
 		return 0
 	}
-	i, ok := c.index[key]
-	if !ok {
+	i := c.lookup(key, hashKey(key))
+	if i < 0 {
 		return 0
 	}
 	return c.count(i, now.UnixNano())
@@ -161,9 +179,8 @@ func (c *Counter) Count(key string, now time.Time) int {
 
 func (c *Counter) count(i int32, now int64) int {
 	e := &c.entries[i]
-	ts := c.times[int(i)*c.stride : int(i)*c.stride+int(e.n)]
 	n := 0
-	for _, t := range ts {
+	for _, t := range c.times[int(i)*c.stride : int(i)*c.stride+int(e.n)] {
 		if t >= now-c.period {
 			n++
 		}
@@ -177,15 +194,18 @@ func (c *Counter) Each(now time.Time, f func(key string, count int)) {
 	ns := now.UnixNano()
 	for i := c.head; i >= 0; i = c.entries[i].next {
 		if n := c.count(i, ns); n > 0 {
-			f(c.entries[i].key, n)
+			f(c.keyOf(i), n)
 		}
 	}
 }
 
 // Times returns the match times of key inside the window at now, oldest first.
 func (c *Counter) Times(key string, now time.Time) []time.Time {
-	i, ok := c.index[key]
-	if !ok {
+	if c.stride == 0 {
+		return nil
+	}
+	i := c.lookup(key, hashKey(key))
+	if i < 0 {
 		return nil
 	}
 	e := &c.entries[i]
@@ -203,11 +223,11 @@ func (c *Counter) Forget(key string) bool {
 	if c.stride == 0 {
 		return false
 	}
-	i, ok := c.index[key]
-	if ok {
+	i := c.lookup(key, hashKey(key))
+	if i >= 0 {
 		c.remove(i)
 	}
-	return ok
+	return i >= 0
 }
 
 // Expire drops the keys whose newest match is older than the window at
@@ -218,17 +238,22 @@ func (c *Counter) Expire(now time.Time) int {
 		return 0
 	}
 	n := c.expire(now.UnixNano(), -1)
-	if len(c.entries) > 1024 && len(c.index)*4 < len(c.entries) {
+	if len(c.entries) > 1024 && c.live*4 < len(c.entries) {
 		c.compact()
 	}
 	return n
 }
 
 // Len returns the number of tracked keys.
-func (c *Counter) Len() int { return len(c.index) }
+func (c *Counter) Len() int { return c.live }
 
 // Evictions returns how many keys were evicted to respect the cap.
 func (c *Counter) Evictions() uint64 { return c.evictions }
+
+func (c *Counter) keyOf(i int32) string {
+	e := &c.entries[i]
+	return string(c.keys[e.off : e.off+e.klen])
+}
 
 func (c *Counter) expire(now int64, limit int) int {
 	cut := now - c.period
@@ -239,7 +264,10 @@ func (c *Counter) expire(now int64, limit int) int {
 		if e.n > 0 && c.times[int(i)*c.stride+int(e.n)-1] >= cut {
 			break
 		}
-		key := e.key
+		var key string
+		if c.OnForget != nil {
+			key = c.keyOf(i)
+		}
 		c.remove(i)
 		n++
 		if c.OnForget != nil {
@@ -253,7 +281,10 @@ func (c *Counter) evict() {
 	if c.tail < 0 {
 		return
 	}
-	key := c.entries[c.tail].key
+	var key string
+	if c.OnForget != nil {
+		key = c.keyOf(c.tail)
+	}
 	c.remove(c.tail)
 	c.evictions++
 	if c.OnForget != nil {
@@ -261,7 +292,30 @@ func (c *Counter) evict() {
 	}
 }
 
-func (c *Counter) alloc(key string) int32 {
+// lookup returns the entry of key, or -1.
+func (c *Counter) lookup(key string, h uint32) int32 {
+	mask := len(c.table) - 1
+	for s := int(h) & mask; ; s = (s + 1) & mask {
+		v := c.table[s]
+		if v == 0 {
+			return -1
+		}
+		if uint32(v>>32) != h {
+			continue
+		}
+		i := slotEntry(v)
+		e := &c.entries[i]
+		if string(c.keys[e.off:e.off+e.klen]) == key {
+			return i
+		}
+	}
+}
+
+// alloc creates the entry of a new key (not linked in the LRU list).
+func (c *Counter) alloc(key string, h uint32) int32 {
+	if (c.live+1)*8 > len(c.table)*5 {
+		c.rehash(len(c.table) * 2)
+	}
 	var i int32
 	if c.free >= 0 {
 		i = c.free
@@ -271,17 +325,74 @@ func (c *Counter) alloc(key string) int32 {
 		c.entries = append(c.entries, counterEntry{})
 		c.times = append(c.times, make([]int64, c.stride)...)
 	}
-	c.entries[i] = counterEntry{key: key, prev: -1, next: -1}
-	c.index[key] = i
+	c.entries[i] = counterEntry{hash: h, off: uint32(len(c.keys)), klen: uint32(len(key)), prev: -1, next: -1}
+	c.keys = append(c.keys, key...)
+	c.place(i)
+	c.live++
 	return i
 }
 
-// remove unlinks entry i, deletes its key and puts it on the free list.
+// place puts entry i in the first free slot of its probe sequence.
+func (c *Counter) place(i int32) {
+	mask := len(c.table) - 1
+	h := c.entries[i].hash
+	s := int(h) & mask
+	for c.table[s] != 0 {
+		s = (s + 1) & mask
+	}
+	c.table[s] = slot(h, i)
+}
+
+func (c *Counter) rehash(n int) {
+	c.table = newTable(n)
+	for i := c.head; i >= 0; i = c.entries[i].next {
+		c.place(i)
+	}
+}
+
+// remove unlinks entry i, frees its slot and its key bytes and puts it on
+// the free list.
 func (c *Counter) remove(i int32) {
 	c.unlink(i)
-	delete(c.index, c.entries[i].key)
-	c.entries[i] = counterEntry{prev: -1, next: c.free}
+	e := &c.entries[i]
+	// Find the slot, empty it, then shift back the entries after it that
+	// may not be reachable anymore (no tombstones).
+	mask := len(c.table) - 1
+	s := int(e.hash) & mask
+	for c.table[s] != slot(e.hash, i) {
+		s = (s + 1) & mask
+	}
+	c.table[s] = 0
+	for j := (s + 1) & mask; c.table[j] != 0; j = (j + 1) & mask {
+		home := int(c.table[j]>>32) & mask
+		// The entry at j stays unless its home lies cyclically in (s, j].
+		if s <= j && (home <= s || home > j) || s > j && home <= s && home > j {
+			c.table[s], c.table[j] = c.table[j], 0
+			s = j
+		}
+	}
+	c.dead += int(e.klen)
+	*e = counterEntry{prev: -1, next: c.free}
 	c.free = i
+	c.live--
+	if c.dead > 64<<10 && c.dead*2 > len(c.keys) {
+		c.compactKeys()
+	}
+}
+
+// compactKeys rewrites the arena with the live keys only.
+func (c *Counter) compactKeys() {
+	// Room for more new keys than live ones: the next compaction comes
+	// once as many bytes as are live now are dead, before the room is full.
+	live := len(c.keys) - c.dead
+	keys := make([]byte, 0, 2*live+live/4)
+	for i := c.head; i >= 0; i = c.entries[i].next {
+		e := &c.entries[i]
+		off := len(keys)
+		keys = append(keys, c.keys[e.off:e.off+e.klen]...)
+		e.off = uint32(off)
+	}
+	c.keys, c.dead = keys, 0
 }
 
 func (c *Counter) unlink(i int32) {
@@ -311,17 +422,23 @@ func (c *Counter) pushFront(i int32) {
 	}
 }
 
-// compact rebuilds the slab after most keys went away, so that memory
+// compact rebuilds everything after most keys went away, so that memory
 // follows the live keys rather than the peak.
 func (c *Counter) compact() {
 	old := *c
-	c.index = make(map[string]int32, len(old.index))
-	c.entries = make([]counterEntry, 0, len(old.index))
-	c.times = make([]int64, 0, len(old.index)*c.stride)
+	size := minTable
+	for size*5 < old.live*8+8 {
+		size *= 2
+	}
+	c.table = newTable(size)
+	c.entries = make([]counterEntry, 0, old.live)
+	c.times = make([]int64, 0, old.live*c.stride)
+	c.keys = make([]byte, 0, len(old.keys)-old.dead)
+	c.dead, c.live = 0, 0
 	c.head, c.tail, c.free = -1, -1, -1
 	for i := old.tail; i >= 0; i = old.entries[i].prev {
 		e := old.entries[i]
-		j := c.alloc(e.key)
+		j := c.alloc(bytesString(old.keys[e.off:e.off+e.klen]), e.hash)
 		copy(c.times[int(j)*c.stride:], old.times[int(i)*c.stride:int(i)*c.stride+int(e.n)])
 		c.entries[j].n = e.n
 		c.pushFront(j)

@@ -2,6 +2,8 @@ package stages
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -190,4 +192,101 @@ func BenchmarkCounterAdd(b *testing.B) {
 			}
 		})
 	}
+}
+
+// counterModel is the obvious implementation the Counter must agree with
+// (no expiry: the differential test keeps every match inside the window).
+type counterModel struct {
+	retry, max int
+	times      map[string][]int64
+	lru        []string // least recently matched first
+}
+
+func (m *counterModel) add(key string, now int64) bool {
+	if m.retry <= 1 {
+		return true
+	}
+	if i := slices.Index(m.lru, key); i >= 0 {
+		m.lru = append(slices.Delete(m.lru, i, i+1), key)
+	} else {
+		if len(m.lru) >= m.max {
+			delete(m.times, m.lru[0])
+			m.lru = m.lru[1:]
+		}
+		m.lru = append(m.lru, key)
+	}
+	if len(m.times[key])+1 >= m.retry {
+		m.forget(key)
+		return true
+	}
+	m.times[key] = append(m.times[key], now)
+	return false
+}
+
+func (m *counterModel) forget(key string) {
+	delete(m.times, key)
+	if i := slices.Index(m.lru, key); i >= 0 {
+		m.lru = slices.Delete(m.lru, i, i+1)
+	}
+}
+
+func TestCounterDifferential(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, cfg := range []struct{ retry, max, keys, ops int }{{4, 50, 200, 200_000}, {2, 7, 20, 50_000}, {6, 1000, 3000, 30_000}, {3, 1, 5, 10_000}} {
+		c := NewCounter(cfg.retry, 1000*time.Hour, cfg.max)
+		m := &counterModel{retry: cfg.retry, max: cfg.max, times: map[string][]int64{}}
+		now := tStart
+		for op := range cfg.ops {
+			now = now.Add(time.Duration(r.IntN(1000)))
+			key := fmt.Sprint(r.IntN(cfg.keys))
+			if r.IntN(20) == 0 {
+				if got, want := c.Forget(key), m.times[key] != nil; got != want {
+					t.Fatalf("%+v op %d: Forget(%s) = %v, want %v", cfg, op, key, got, want)
+				}
+				m.forget(key)
+				continue
+			}
+			if got, want := c.Add(key, now), m.add(key, now.UnixNano()); got != want {
+				t.Fatalf("%+v op %d: Add(%s) = %v, want %v", cfg, op, key, got, want)
+			}
+			if c.Len() != len(m.lru) {
+				t.Fatalf("%+v op %d: Len %d, want %d", cfg, op, c.Len(), len(m.lru))
+			}
+		}
+		var order []string
+		c.Each(now, func(key string, n int) {
+			order = append(order, key)
+			if n != len(m.times[key]) {
+				t.Fatalf("%+v: %s counts %d, want %d", cfg, key, n, len(m.times[key]))
+			}
+		})
+		slices.Reverse(order)
+		if !slices.Equal(order, m.lru) {
+			t.Fatalf("%+v: LRU order differs", cfg)
+		}
+	}
+}
+
+// TestCounterFloodMemory: a million distinct keys stay within a budget.
+func TestCounterFloodMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates a million keys")
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	c := NewCounter(3, time.Hour, 0)
+	var buf []byte
+	for i := range 1_000_000 {
+		buf = appendKey(buf[:0], []string{fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)})
+		c.Add(bytesString(buf), tStart)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perKey := float64(after.HeapAlloc-before.HeapAlloc) / 1e6
+	t.Logf("1M keys (retry 3): %.0f bytes per key", perKey)
+	if perKey > 100 {
+		t.Errorf("%.0f bytes per key, want ≤ 100", perKey)
+	}
+	runtime.KeepAlive(c)
 }
