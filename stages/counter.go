@@ -44,6 +44,7 @@ type Counter struct {
 	free    int32 // free list through counterEntry.next
 
 	evictions uint64
+	pruned    bool // the last Add dropped matches that slid out of the window
 
 	// OnForget, when set, is called with every key the counter drops by
 	// itself: evicted to make room (evicted) or expired. It is not called
@@ -100,6 +101,7 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 	for k < len(ts) && ts[k] < cut {
 		k++
 	}
+	c.pruned = k > 0
 	if k > 0 {
 		copy(ts, ts[k:])
 		e.n -= int32(k)
@@ -664,13 +666,23 @@ func (s *shard) count(b *matchBatch, fired []trigger) []trigger {
 		c := s.counters[m.filter]
 		st := &s.stats[m.filter]
 		st.matches.Add(1)
-		if c.Add(bytesString(b.keys[m.off:m.end]), m.t) {
+		key := bytesString(b.keys[m.off:m.end])
+		switch {
+		case c.Add(key, m.t):
 			st.triggers.Add(1)
 			if journal && c.stride > 0 {
 				s.changes = append(s.changes, Change{Op: OpClear, Filter: f.ref, Key: m.values})
 			}
 			fired = append(fired, trigger{filter: int(m.filter), values: m.values, t: m.t})
-		} else if journal {
+		case !journal:
+		case c.pruned:
+			// Rewrite the key's record with what is left in the window, so
+			// that a key matching slowly forever keeps a bounded record.
+			s.changes = append(s.changes, Change{Op: OpClear, Filter: f.ref, Key: m.values})
+			for _, t := range c.Times(key, m.t) {
+				s.changes = append(s.changes, Change{Op: OpMatch, Filter: f.ref, Key: m.values, Time: t})
+			}
+		default:
 			s.changes = append(s.changes, Change{Op: OpMatch, Filter: f.ref, Key: m.values, Time: m.t})
 		}
 		st.keys.Store(int64(c.Len()))

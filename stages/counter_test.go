@@ -2,6 +2,7 @@ package stages
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -289,4 +290,36 @@ func TestCounterFloodMemory(t *testing.T) {
 		t.Errorf("%.0f bytes per key, want ≤ 100", perKey)
 	}
 	runtime.KeepAlive(c)
+}
+
+// A key that keeps matching slowly never triggers; its persisted record
+// must still hold only the matches inside the window.
+func TestShardBoundsPersistedMatches(t *testing.T) {
+	store := NewMemStore()
+	g := tGraph(t, []string{"true"}, tFilter{name: "f", regex: []string{"from <ip>"}, retry: 3, period: time.Hour, actions: banUnban()})
+	e, err := New(g, Options{Store: store, Clock: NewFakeClock(tStart), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := []string{"192.0.2.1"}
+	key := appendKey(nil, values)
+	sh := e.shards[shardOf(appendShardKey(nil, 0, values), len(e.shards))]
+	for i := range 10 {
+		b := getMatchBatch()
+		b.keys = append(b.keys, key...)
+		b.items = append(b.items, match{filter: 0, end: int32(len(key)), values: values, t: tStart.Add(time.Duration(i) * 50 * time.Minute)})
+		if fired := sh.count(b, nil); len(fired) != 0 {
+			t.Fatalf("match %d triggered", i)
+		}
+		b.release()
+		sh.flushChanges()
+	}
+	if err := e.journal.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := store.Load(t.Context())
+	got := st.Filters[0].Matches[0].Times
+	if want := []time.Time{tStart.Add(400 * time.Minute), tStart.Add(450 * time.Minute)}; !slices.EqualFunc(got, want, time.Time.Equal) {
+		t.Fatalf("persisted %v, want %v", got, want)
+	}
 }

@@ -445,13 +445,21 @@ func (e *Engine) restore(ctx context.Context) error {
 			sh := e.shards[shardOf(buf, len(e.shards))]
 			sh.mu.Lock()
 			c := sh.counters[f.index]
-			n := c.Restore(bytesString(buf[4:]), km.Times, now)
+			key := bytesString(buf[4:])
+			n := c.Restore(key, km.Times, now)
+			kept := c.Times(key, now)
 			sh.stats[f.index].keys.Store(int64(c.Len()))
 			sh.mu.Unlock()
-			if n == 0 {
-				e.journal.Append(Change{Op: OpClear, Filter: f.ref, Key: km.Key}) // all outside the window
-			} else {
+			if n > 0 {
 				keys++
+			}
+			if n < len(km.Times) {
+				// Some matches are outside the window (or beyond retry-1):
+				// persist only what was restored.
+				e.journal.Append(Change{Op: OpClear, Filter: f.ref, Key: km.Key})
+				for _, t := range kept {
+					e.journal.Append(Change{Op: OpMatch, Filter: f.ref, Key: km.Key, Time: t})
+				}
 			}
 		}
 		var ok []PendingAction
