@@ -307,6 +307,7 @@ func TestStartAndStopCommands(t *testing.T) {
 	dir := t.TempDir()
 	cfg := func(start string) string {
 		return writeFile(t, filepath.Join(dir, "reaction.yml"), `
+state_directory: `+t.TempDir()+`
 start:
   - ['touch', 'started']
   - `+start+`
@@ -348,6 +349,7 @@ streams:
 func TestSignalRunsOnexitActions(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "reaction.yml"), `
+state_directory: `+t.TempDir()+`
 patterns:
   ip: {type: ip}
 stop:

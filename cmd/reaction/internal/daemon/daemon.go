@@ -16,14 +16,17 @@ import (
 	"reaction/compile"
 	"reaction/graph"
 	"reaction/stages"
+	"reaction/stages/nutsstore"
 )
 
 // Options are the daemon's collaborators; zero values mean the real ones.
 type Options struct {
 	Logger *slog.Logger
 	Runner stages.Runner
-	Store  stages.Store
 	Socket string // control socket path; "" = none
+	// Stateless runs without a state database (bench, tests); otherwise the
+	// database in the configuration's state_directory is opened.
+	Stateless bool
 }
 
 // Run runs the daemon until every stream has finished or ctx is done.
@@ -47,8 +50,33 @@ func Run(ctx context.Context, res *compile.Result, opts Options) error {
 		timeout = x.Timeout
 	}
 
-	// The socket comes first: a second daemon must refuse before it runs
-	// any start command.
+	// The state database and the socket come first: a second daemon must
+	// refuse before it runs any start command.
+	var store stages.Store
+	if !opts.Stateless {
+		dir := g.Settings.StateDirectory
+		if dir == "" {
+			dir = "."
+		}
+		db, err := nutsstore.Open(dir, nutsstore.Options{Logger: log, RotationInterval: g.Settings.RotationInterval})
+		if err != nil {
+			return fmt.Errorf("state database: %w", err)
+		}
+		for _, r := range db.Recovered() {
+			log.Warn("state database repaired", "what", r)
+		}
+		defer func() {
+			if err := db.Close(); err != nil {
+				log.Error("closing the state database", "error", err)
+			}
+		}()
+		cctx, stopCompaction := context.WithCancel(context.WithoutCancel(ctx))
+		compacted := make(chan struct{})
+		go func() { defer close(compacted); _ = db.Run(cctx) }()
+		defer func() { stopCompaction(); <-compacted }()
+		store = db
+	}
+
 	var srv *control.Server
 	if opts.Socket != "" {
 		var err error
@@ -64,7 +92,7 @@ func Run(ctx context.Context, res *compile.Result, opts Options) error {
 		return err
 	}
 
-	engine, err := stages.New(g, stages.Options{Logger: log, Runner: runner, Store: opts.Store})
+	engine, err := stages.New(g, stages.Options{Logger: log, Runner: runner, Store: store})
 	var runErr error
 	if err != nil {
 		runErr = fmt.Errorf("engine: %w", err)
