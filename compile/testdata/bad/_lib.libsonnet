@@ -1,0 +1,3 @@
+{
+  streams(n):: error 'streams: n must be a string, got ' + n,
+}

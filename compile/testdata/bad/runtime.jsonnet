@@ -1,0 +1,4 @@
+local lib = import '_lib.libsonnet';
+{
+  streams: lib.streams(3),
+}

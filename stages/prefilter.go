@@ -1,0 +1,218 @@
+package stages
+
+import (
+	"bytes"
+	"math/bits"
+	"slices"
+
+	"reaction/graph"
+)
+
+// Prefilter decides which filters of a stream may match a line, from the
+// literals every match of a filter must contain (graph.FilterLiterals). It
+// only ever says "maybe": a filter it passes may still not match, a filter
+// it rejects cannot (compile/literal proves it).
+//
+// A Prefilter is used by one goroutine only: it reuses per-line buffers.
+// Make one per stream runner; NewPrefilter is cheap next to a stream's
+// lifetime.
+type Prefilter struct {
+	filters []graph.FilterLiterals
+
+	always []uint64 // bitset of the filters without literals
+	seen   []uint64 // per-line scratch: filters passed so far
+
+	// lits are the distinct literals; litFilters[i] the filters literal
+	// i lets through.
+	lits       [][]byte
+	litFilters [][]int32
+
+	// loop lists the literals searched one by one with bytes.Contains:
+	// all of them when there are few, else those too short for skip.
+	loop []int32
+	skip *skipScanner // nil when every literal is in loop
+}
+
+// Above this many distinct literals, a bytes.Contains per literal costs
+// more than one skipping scan for all of them.
+const maxLoopLiterals = 8
+
+// NewPrefilter compiles a stream's prefilter.
+func NewPrefilter(p *graph.Prefilter) *Prefilter {
+	words := (len(p.Filters) + 63) / 64
+	pf := &Prefilter{
+		filters: p.Filters,
+		always:  make([]uint64, words),
+		seen:    make([]uint64, words),
+	}
+	index := map[string]int32{}
+	for f, fl := range p.Filters {
+		if fl.Always || len(fl.AnyOf) == 0 || slices.Contains(fl.AnyOf, "") {
+			pf.always[f/64] |= 1 << (f % 64)
+			continue
+		}
+		for _, l := range fl.AnyOf {
+			i, ok := index[l]
+			if !ok {
+				i = int32(len(pf.lits))
+				index[l] = i
+				pf.lits = append(pf.lits, []byte(l))
+				pf.litFilters = append(pf.litFilters, nil)
+			}
+			if fs := pf.litFilters[i]; len(fs) == 0 || fs[len(fs)-1] != int32(f) {
+				pf.litFilters[i] = append(fs, int32(f))
+			}
+		}
+	}
+	var long []int32
+	for i, l := range pf.lits {
+		if len(pf.lits) > maxLoopLiterals && len(l) >= minWindow {
+			long = append(long, int32(i))
+		} else {
+			pf.loop = append(pf.loop, int32(i))
+		}
+	}
+	if len(long) > 0 {
+		pf.skip = newSkipScanner(pf.lits, long)
+	}
+	return pf
+}
+
+// Candidates appends to dst the indices (into the graph.Prefilter's
+// Filters) of the filters that may match line, in increasing order. It
+// does not allocate beyond growing dst.
+func (p *Prefilter) Candidates(line []byte, dst []int) []int {
+	seen := p.seen
+	for _, i := range p.loop {
+		fs := p.litFilters[i]
+		if len(fs) == 1 && seen[fs[0]/64]&(1<<(fs[0]%64)) != 0 {
+			continue // its only filter already passed
+		}
+		if bytes.Contains(line, p.lits[i]) {
+			p.pass(fs)
+		}
+	}
+	if p.skip != nil {
+		p.skip.scan(line, p)
+	}
+	for w := range seen {
+		word := seen[w] | p.always[w]
+		seen[w] = 0
+		for word != 0 {
+			dst = append(dst, w*64+bits.TrailingZeros64(word))
+			word &= word - 1
+		}
+	}
+	return dst
+}
+
+func (p *Prefilter) pass(filters []int32) {
+	for _, f := range filters {
+		p.seen[f/64] |= 1 << (f % 64)
+	}
+}
+
+// skipScanner finds many literals in one pass that skips most of the line,
+// in the manner of Wu–Manber: each literal is represented by its first m
+// bytes (its window); a table tells, for every pair of bytes, how far the
+// end of a window can be from it, so a pair that ends no window lets the
+// scan jump ahead by up to m-1 bytes. Where a window may end, the windows
+// ending in that pair are compared, and then their literals.
+type skipScanner struct {
+	m       int
+	shift   [1 << 16]uint8     // byte pair (little-endian) → safe jump
+	ends    map[uint16][]int32 // byte pair → windows ending with it
+	windows [][]byte
+	lits    [][]int32 // window → literals starting with it
+}
+
+// minWindow is the shortest literal the skip scanner takes: shorter ones
+// would allow too short jumps for every other literal.
+const (
+	minWindow = 4
+	maxWindow = 8
+)
+
+func newSkipScanner(lits [][]byte, long []int32) *skipScanner {
+	m := maxWindow
+	for _, i := range long {
+		m = min(m, len(lits[i]))
+	}
+	s := &skipScanner{m: m, ends: map[uint16][]int32{}}
+	for i := range s.shift {
+		s.shift[i] = uint8(m - 1)
+	}
+	index := map[string]int32{}
+	for _, i := range long {
+		w := lits[i][:m]
+		j, ok := index[string(w)]
+		if !ok {
+			j = int32(len(s.windows))
+			index[string(w)] = j
+			s.windows = append(s.windows, w)
+			s.lits = append(s.lits, nil)
+			for q := 1; q < m; q++ { // pair w[q-1:q+1] is m-1-q bytes before the end
+				pair := uint16(w[q-1]) | uint16(w[q])<<8
+				s.shift[pair] = min(s.shift[pair], uint8(m-1-q))
+			}
+			pair := uint16(w[m-2]) | uint16(w[m-1])<<8
+			s.ends[pair] = append(s.ends[pair], j)
+		}
+		s.lits[j] = append(s.lits[j], i)
+	}
+	return s
+}
+
+func (s *skipScanner) scan(line []byte, p *Prefilter) {
+	m := s.m
+	for end := m - 1; end < len(line); {
+		pair := uint16(line[end-1]) | uint16(line[end])<<8
+		if jump := s.shift[pair]; jump > 0 {
+			end += int(jump)
+			continue
+		}
+		start := end + 1 - m
+		for _, w := range s.ends[pair] {
+			if !bytes.Equal(line[start:end+1], s.windows[w]) {
+				continue
+			}
+			for _, i := range s.lits[w] {
+				if l := p.lits[i]; len(l) == m || bytes.HasPrefix(line[start:], l) {
+					p.pass(p.litFilters[i])
+				}
+			}
+		}
+		end++
+	}
+}
+
+// PrefilterDecision is the prefilter's verdict on one filter for one line,
+// as `test-regex --trace` shows it.
+type PrefilterDecision struct {
+	Filter  string
+	Passed  bool
+	Always  bool   // the filter has no required literal: every line passes
+	Literal string // the literal that let the line through, "" when not passed or Always
+}
+
+// Explain returns the decision for every filter, in filter order. It is
+// slow and allocates; it is for tracing a line, not for the hot path.
+// Its verdicts are those of Candidates.
+func (p *Prefilter) Explain(line []byte) []PrefilterDecision {
+	out := make([]PrefilterDecision, len(p.filters))
+	for f, fl := range p.filters {
+		d := PrefilterDecision{Filter: fl.Filter}
+		if p.always[f/64]&(1<<(f%64)) != 0 {
+			d.Passed, d.Always = true, true
+		} else {
+			for _, l := range fl.AnyOf {
+				if bytes.Contains(line, []byte(l)) {
+					d.Passed, d.Literal = true, l
+					break
+				}
+			}
+		}
+		out[f] = d
+	}
+	return out
+}

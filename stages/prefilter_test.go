@@ -1,0 +1,177 @@
+package stages
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"reaction/graph"
+)
+
+func sshdPrefilter() *graph.Prefilter {
+	return &graph.Prefilter{Stream: "ssh", Filters: []graph.FilterLiterals{
+		{Filter: "failedpassword", AnyOf: []string{"Failed password for "}},
+		{Filter: "invaliduser", AnyOf: []string{"Invalid user "}},
+		{Filter: "everything", Always: true},
+		{Filter: "reset", AnyOf: []string{"Connection closed by ", "Connection reset by "}},
+	}}
+}
+
+func TestPrefilterCandidates(t *testing.T) {
+	tests := []struct {
+		line string
+		want []int
+	}{
+		{"sshd[1]: Failed password for root from 1.2.3.4 port 22 ssh2", []int{0, 2}},
+		{"sshd[1]: Invalid user admin from 1.2.3.4", []int{1, 2}},
+		{"sshd[1]: Connection reset by 1.2.3.4 port 22", []int{2, 3}},
+		{"sshd[1]: Connection closed by invalid user x 1.2.3.4", []int{2, 3}},
+		{"Failed password for Invalid user Connection reset by ", []int{0, 1, 2, 3}},
+		{"sshd[1]: Accepted publickey for root", []int{2}},
+		{"", []int{2}},
+		{"Failed password for", []int{2}}, // literal cut short
+	}
+	for _, mode := range []string{"loop", "skip"} {
+		p := NewPrefilter(sshdPrefilter())
+		if mode == "skip" {
+			p = withSkip(sshdPrefilter())
+		}
+		for _, tt := range tests {
+			if got := p.Candidates([]byte(tt.line), nil); !slices.Equal(got, tt.want) {
+				t.Errorf("%s: Candidates(%q) = %v, want %v", mode, tt.line, got, tt.want)
+			}
+		}
+	}
+}
+
+// withSkip pads a prefilter with filters whose literals never occur, so
+// that it uses the skip scanner; they come last, so the indices of the
+// first filters do not change.
+func withSkip(g *graph.Prefilter) *Prefilter {
+	for i := 0; i <= maxLoopLiterals; i++ {
+		g.Filters = append(g.Filters, graph.FilterLiterals{
+			Filter: fmt.Sprintf("pad%d", i), AnyOf: []string{fmt.Sprintf("\x00never-%02d\x00", i)},
+		})
+	}
+	p := NewPrefilter(g)
+	if p.skip == nil {
+		panic("no skip scanner")
+	}
+	return p
+}
+
+func TestPrefilterExplain(t *testing.T) {
+	p := NewPrefilter(sshdPrefilter())
+	got := p.Explain([]byte("x Connection reset by 1.2.3.4"))
+	want := []PrefilterDecision{
+		{Filter: "failedpassword"},
+		{Filter: "invaliduser"},
+		{Filter: "everything", Passed: true, Always: true},
+		{Filter: "reset", Passed: true, Literal: "Connection reset by "},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Explain = %+v\nwant %+v", got, want)
+	}
+}
+
+// TestPrefilterDifferential compares both implementations (loop and skip
+// scanner, with windows of 4 to 8 bytes) against the definition: a filter
+// passes when it is Always or the line contains one of its literals.
+func TestPrefilterDifferential(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := []byte("abcab ")
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	for round := 0; round < 300; round++ {
+		g := &graph.Prefilter{Stream: "s"}
+		nf := 1 + rng.IntN(150)
+		for f := 0; f < nf; f++ {
+			fl := graph.FilterLiterals{Filter: fmt.Sprint("f", f)}
+			if rng.IntN(10) == 0 {
+				fl.Always = true
+			} else {
+				for n := 1 + rng.IntN(3); n > 0; n-- {
+					fl.AnyOf = append(fl.AnyOf, word(1+rng.IntN(12)))
+				}
+			}
+			g.Filters = append(g.Filters, fl)
+		}
+		p := NewPrefilter(g)
+		var dst []int
+		for i := 0; i < 50; i++ {
+			line := []byte(word(rng.IntN(80)))
+			dst = p.Candidates(line, dst[:0])
+			want := naiveCandidates(g, line)
+			if !slices.Equal(dst, want) {
+				t.Fatalf("round %d (skip %v): Candidates(%q) = %v, want %v", round, p.skip != nil, line, dst, want)
+			}
+			for f, d := range p.Explain(line) {
+				if d.Passed != slices.Contains(want, f) {
+					t.Fatalf("Explain(%q)[%d] = %+v, want passed=%v", line, f, d, !d.Passed)
+				}
+				if d.Literal != "" && !bytes.Contains(line, []byte(d.Literal)) {
+					t.Fatalf("Explain(%q)[%d] names %q", line, f, d.Literal)
+				}
+			}
+		}
+	}
+}
+
+func naiveCandidates(g *graph.Prefilter, line []byte) []int {
+	var out []int
+	for f, fl := range g.Filters {
+		ok := fl.Always || len(fl.AnyOf) == 0
+		for _, l := range fl.AnyOf {
+			ok = ok || bytes.Contains(line, []byte(l))
+		}
+		if ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func TestPrefilterNoAlloc(t *testing.T) {
+	miss := []byte("sshd[1]: Accepted publickey for root from 1.2.3.4 port 22 ssh2")
+	hit := []byte("sshd[1]: Failed password for root from 1.2.3.4 port 22 ssh2")
+	dst := make([]int, 0, 256)
+	loop := NewPrefilter(sshdPrefilter())
+	skip := NewPrefilter(manyFilters(100))
+	for _, c := range []struct {
+		name string
+		p    *Prefilter
+		line []byte
+	}{
+		{"loop miss", loop, miss},
+		{"loop hit", loop, hit},
+		{"skip miss", skip, miss},
+		{"skip hit", skip, hit},
+	} {
+		if got := testing.AllocsPerRun(100, func() { dst = c.p.Candidates(c.line, dst[:0]) }); got != 0 {
+			t.Errorf("%s: %v allocs per line", c.name, got)
+		}
+	}
+}
+
+// manyFilters returns the sshd filters followed by n-4 filters whose
+// literals do not occur in sshd lines (made-up services' messages).
+func manyFilters(n int) *graph.Prefilter {
+	g := sshdPrefilter()
+	for i := len(g.Filters); i < n; i++ {
+		g.Filters = append(g.Filters, graph.FilterLiterals{
+			Filter: fmt.Sprint("svc", i),
+			AnyOf: []string{
+				fmt.Sprintf("svc%03d: login refused for ", i),
+				fmt.Sprintf("app-%03d rejected token ", i),
+			},
+		})
+	}
+	return g
+}

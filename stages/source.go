@@ -1,0 +1,306 @@
+package stages
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"reaction/graph"
+)
+
+// SourceStats are a source's counters. They are updated while it runs and
+// may be read at any time, from any goroutine.
+type SourceStats struct {
+	Lines    atomic.Uint64 // lines read, cut ones included
+	Cut      atomic.Uint64 // lines longer than MaxLine, cut to MaxLine
+	Batches  atomic.Uint64 // batches sent
+	Restarts atomic.Uint64 // starts of the command after a failure
+	Failures atomic.Uint64 // runs that failed: non-zero exit, killed, could not start
+}
+
+// Source runs one stream's command and turns its stdout and stderr into
+// batches of lines. It never interprets a line; it never closes its output
+// channel (the engine owns it).
+type Source struct {
+	// StopTimeout is how long the command's process group has between
+	// SIGTERM and SIGKILL when the source is cancelled.
+	StopTimeout time.Duration
+
+	cfg   graph.Source
+	clock Clock
+	log   *slog.Logger
+	stats SourceStats
+}
+
+const (
+	readBufSize   = 64 << 10  // bufio buffer; longer lines are assembled in the batch
+	maxBatchBytes = 256 << 10 // a batch holding this many bytes is sent even if not full
+)
+
+// NewSource returns the source of a stream. Zero sizes and durations in p
+// take the graph defaults. clock and log may be nil.
+func NewSource(p *graph.Source, clock Clock, log *slog.Logger) *Source {
+	cfg := *p
+	if cfg.MaxLine <= 0 {
+		cfg.MaxLine = graph.DefaultMaxLine
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = graph.DefaultBatchSize
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = graph.DefaultBackoffMin
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = max(graph.DefaultBackoffMax, cfg.BackoffMin)
+	}
+	if clock == nil {
+		clock = WallClock{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Source{
+		StopTimeout: graph.DefaultStopTimeout,
+		cfg:         cfg,
+		clock:       clock,
+		log:         log.With("stream", cfg.Stream),
+	}
+}
+
+// Stats returns the source's live counters.
+func (s *Source) Stats() *SourceStats { return &s.stats }
+
+// Run runs the stream command until it has finished or ctx is done,
+// sending batches on out. It does not close out. It returns nil when the
+// command exited 0 (finished) or ctx was cancelled. A command that fails
+// (non-zero exit, killed, cannot start) is restarted after a backoff that
+// starts at BackoffMin and doubles up to BackoffMax; a run that lasted at
+// least BackoffMax starts the backoff over. The wait uses the clock.
+//
+// The output of the command is read until every writer has closed it, as
+// upstream reaction does (a `sh -c 'tail -F x &'` keeps its stream); the
+// command's exit status says whether it finished or failed.
+func (s *Source) Run(ctx context.Context, out chan<- *Batch) error {
+	if len(s.cfg.Cmd) == 0 {
+		return fmt.Errorf("stream %s: empty command", s.cfg.Stream)
+	}
+	backoff := s.cfg.BackoffMin
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		started := s.clock.Now()
+		err := s.runOnce(ctx, out)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			s.log.Info("stream command finished")
+			return nil
+		}
+		s.stats.Failures.Add(1)
+		if s.clock.Now().Sub(started) >= s.cfg.BackoffMax {
+			backoff = s.cfg.BackoffMin
+		}
+		wait := backoff
+		backoff = min(2*backoff, s.cfg.BackoffMax)
+
+		due := make(chan struct{})
+		t := s.clock.AfterFunc(wait, func() { close(due) })
+		// Logged once the timer is set: tests advance the clock on it.
+		s.log.Warn("stream command failed, restarting", "err", err, "backoff", wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-due:
+		}
+		s.stats.Restarts.Add(1)
+	}
+}
+
+// runOnce starts the command and returns when it has exited and its output
+// has been read to the end, or, after ctx is done, when it has been
+// terminated. The error is the command's failure, if any.
+func (s *Source) runOnce(ctx context.Context, out chan<- *Batch) error {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("pipe: %w", err)
+	}
+	defer pr.Close()
+	cmd := exec.Command(s.cfg.Cmd[0], s.cfg.Cmd[1:]...)
+	// One pipe for both streams: a line is written by one write(2) and
+	// never interleaves with a line of the other stream.
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	pw.Close() // the child has its copy; EOF comes when every writer is gone
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	pid := cmd.Process.Pid
+	s.log.Debug("stream command started", "pid", pid, "cmd", s.cfg.Cmd)
+
+	readDone := make(chan error, 1)
+	go func() {
+		err := s.ReadLines(ctx, pr, out)
+		if err != nil && ctx.Err() != nil {
+			// Cancelled: keep the pipe drained so that no writer blocks
+			// on it while being terminated; ends at EOF or at the kill.
+			_, _ = io.Copy(io.Discard, pr)
+		}
+		readDone <- err
+	}()
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- cmd.Wait() }()
+
+	var (
+		waitErr      error
+		waited, read bool
+		ctxDone      = ctx.Done()
+		killDue      chan struct{}
+		killTimer    Timer
+	)
+	for !waited || !read {
+		select {
+		case waitErr = <-waitDone:
+			waited = true
+		case err := <-readDone:
+			read = true
+			if err != nil && ctx.Err() == nil {
+				s.log.Warn("reading stream output", "err", err)
+			}
+		case <-ctxDone:
+			ctxDone = nil
+			// The group outlives its leader while a member is left, so
+			// its ID cannot have been reused by another group.
+			_ = syscall.Kill(-pid, syscall.SIGTERM)
+			killDue = make(chan struct{})
+			due := killDue
+			killTimer = s.clock.AfterFunc(s.StopTimeout, func() { close(due) })
+			s.log.Debug("stream command terminating", "pid", pid, "grace", s.StopTimeout)
+		case <-killDue:
+			killDue = nil
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			// A process that left the group may still hold the pipe.
+			_ = pr.SetReadDeadline(time.Now())
+			s.log.Warn("stream command killed after grace period", "pid", pid, "grace", s.StopTimeout)
+		}
+	}
+	if killTimer != nil {
+		killTimer.Stop()
+	}
+	return waitErr
+}
+
+// ReadLines is the source's synchronous core: it reads r until EOF and
+// sends the lines on out in batches of up to BatchSize lines. A partial
+// batch is sent as soon as r has no complete line buffered, so a quiet log
+// never holds a line back. Lines lose their trailing "\n" and "\r"; a line
+// longer than MaxLine is cut to its first MaxLine bytes and counted. It
+// returns nil at EOF, ctx.Err() when ctx is done, or r's error; pending
+// lines are sent in every case but cancellation.
+func (s *Source) ReadLines(ctx context.Context, r io.Reader, out chan<- *Batch) error {
+	br := bufio.NewReaderSize(r, readBufSize)
+	maxLine, batchSize := s.cfg.MaxLine, s.cfg.BatchSize
+	var (
+		b       *Batch
+		inLine  bool // a line is being assembled in b.buf[start:]
+		start   int
+		dropped bool // bytes of the current line were discarded
+	)
+	send := func() error {
+		n := uint64(len(b.Lines))
+		if ctx.Err() != nil {
+			b.Release()
+			b = nil
+			return ctx.Err()
+		}
+		select {
+		case out <- b:
+			b = nil
+			s.stats.Lines.Add(n)
+			s.stats.Batches.Add(1)
+			return nil
+		case <-ctx.Done():
+			b.Release()
+			b = nil
+			return ctx.Err()
+		}
+	}
+	for {
+		frag, err := br.ReadSlice('\n')
+		complete := err == nil // frag ends with '\n'
+		if complete {
+			frag = frag[:len(frag)-1]
+		}
+		if !inLine && (len(frag) > 0 || complete) {
+			if b == nil {
+				b = GetBatch()
+				b.Time = s.clock.Now()
+			}
+			inLine, start, dropped = true, len(b.buf), false
+		}
+		if inLine {
+			// Keep up to MaxLine+1 bytes: one more than allowed tells a
+			// line of exactly MaxLine bytes plus "\r" from a longer one.
+			if room := maxLine + 1 - (len(b.buf) - start); len(frag) > room {
+				frag = frag[:max(room, 0)]
+				dropped = true
+			}
+			b.buf = append(b.buf, frag...)
+		}
+		if inLine && (complete || (err != nil && err != bufio.ErrBufferFull)) {
+			line := b.buf[start:]
+			if !dropped && len(line) > 0 && line[len(line)-1] == '\r' {
+				line = line[:len(line)-1]
+			}
+			if dropped || len(line) > maxLine {
+				line = line[:maxLine]
+				s.stats.Cut.Add(1)
+			}
+			b.buf = b.buf[:start+len(line)]
+			b.Lines = append(b.Lines, line[:len(line):len(line)])
+			inLine = false
+			if len(b.Lines) >= batchSize || len(b.buf) >= maxBatchBytes || !lineBuffered(br) {
+				if err := send(); err != nil {
+					return err
+				}
+			}
+		}
+		if err != nil {
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if b != nil {
+				if serr := send(); serr != nil {
+					return serr
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// lineBuffered reports whether br holds a complete line, which can be read
+// without blocking.
+func lineBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n == 0 {
+		return false
+	}
+	buf, _ := br.Peek(n)
+	return bytes.IndexByte(buf, '\n') >= 0
+}
