@@ -238,8 +238,19 @@ func (e *Engine) Run(ctx context.Context) error {
 	execDone := make(chan error, 1)
 	go func() { execDone <- e.exec.Run(pipeCtx) }()
 
-	if err := e.restore(ctx); err != nil {
+	// Actions due at restore are queued in the background: the streams
+	// start at once, whatever the backlog of bans to re-apply.
+	var restoreWG sync.WaitGroup
+	if jobs, err := e.restore(ctx); err != nil {
 		fail(err)
+	} else if len(jobs) > 0 {
+		restoreWG.Add(1)
+		go func() {
+			defer restoreWG.Done()
+			for _, j := range jobs {
+				e.sched.submit(j)
+			}
+		}()
 	}
 
 	triggers := make(chan trigger, e.eventQueue)
@@ -281,6 +292,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}()
 	e.sched.loop(pipeCtx, triggers)
 	sourceWG.Wait()
+	restoreWG.Wait()
 
 	if srcCtx.Err() == nil {
 		// Every stream finished by itself: its lines' actions are part of it.
@@ -410,14 +422,15 @@ func (e *Engine) match(ctx context.Context, st *streamRT, in <-chan *Batch) erro
 
 // restore loads the Store's state and gives every filter whose identity
 // is unchanged its matches (those still inside the window) and its pending
-// actions back. State of other filters is dropped with a warning.
-func (e *Engine) restore(ctx context.Context) error {
+// actions back. State of other filters is dropped with a warning. It
+// returns the actions to run now.
+func (e *Engine) restore(ctx context.Context) ([]*Job, error) {
 	if e.store == nil {
-		return nil
+		return nil, nil
 	}
 	st, err := e.store.Load(ctx)
 	if err != nil {
-		return fmt.Errorf("state: load: %w", err)
+		return nil, fmt.Errorf("state: load: %w", err)
 	}
 	now := e.clock.Now()
 	var jobs []*Job
@@ -477,11 +490,8 @@ func (e *Engine) restore(ctx context.Context) error {
 		sh.flushChanges()
 	}
 	if err := e.journal.Sync(); err != nil {
-		return fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	e.log.Info("state restored", "keys", keys, "pending", pending, "actions to run", len(jobs), "dropped filters", strings.Join(dropped, ","))
-	for _, j := range jobs {
-		e.sched.submit(j)
-	}
-	return nil
+	return jobs, nil
 }
