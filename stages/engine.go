@@ -237,6 +237,11 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	execDone := make(chan error, 1)
 	go func() { execDone <- e.exec.Run(pipeCtx) }()
+	stopDispatch, dispatchDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(dispatchDone)
+		e.sched.dispatch(pipeCtx, stopDispatch)
+	}()
 
 	// Actions due at restore are queued in the background: the streams
 	// start at once, whatever the backlog of bans to re-apply.
@@ -301,6 +306,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	stopSources()
 	arm()
 	onexit := e.sched.stop()
+	close(stopDispatch)
+	<-dispatchDone
 	for _, j := range onexit {
 		e.sched.submit(j)
 	}

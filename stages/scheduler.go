@@ -26,8 +26,11 @@ type scheduler struct {
 	journal *Journal
 	filters []*schedFilter // by global filter index
 	stopped bool
+	due     []*Job        // delayed actions whose timer fired, not yet submitted
+	wake    chan struct{} // cap 1: due is not empty
 
-	// submit hands a job to the executor. It must not be called with mu held.
+	// submit hands a job to the executor. It must not be called with mu
+	// held; it may block while the executor's queue is full.
 	submit func(*Job)
 }
 
@@ -55,7 +58,7 @@ type pendingAction struct {
 }
 
 func newScheduler(filters []*filterRT, clock Clock, journal *Journal, log *slog.Logger) *scheduler {
-	s := &scheduler{clock: clock, log: log, journal: journal}
+	s := &scheduler{clock: clock, log: log, journal: journal, wake: make(chan struct{}, 1)}
 	for _, f := range filters {
 		sf := &schedFilter{rt: f, actions: f.sched.Actions, ip: -1, pending: map[string]*pendingKey{}}
 		for i, p := range f.sched.Patterns {
@@ -193,17 +196,47 @@ func (s *scheduler) pendingJob(f *schedFilter, values []string, pa *pendingActio
 	return j
 }
 
-// fire runs a delayed action whose time has come.
+// fire queues a delayed action whose time has come. It never blocks: a
+// timer callback may not wait for the executor (a mass unban would park
+// one goroutine per action); dispatch submits the queue.
 func (s *scheduler) fire(f *schedFilter, key string, pa *pendingAction) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.stopped {
-		s.mu.Unlock()
 		return // stays persisted: replayed at the next start
 	}
-	pk, ok := s.removeLocked(f, key, pa)
+	if pk, ok := s.removeLocked(f, key, pa); ok {
+		s.due = append(s.due, s.pendingJob(f, pk.values, pa))
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// dispatch submits the delayed actions that fire, until done is closed
+// (then it submits what is left and returns) or ctx is done.
+func (s *scheduler) dispatch(ctx context.Context, done <-chan struct{}) {
+	for {
+		select {
+		case <-s.wake:
+			s.submitDue()
+		case <-done:
+			s.submitDue()
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *scheduler) submitDue() {
+	s.mu.Lock()
+	jobs := s.due
+	s.due = nil
 	s.mu.Unlock()
-	if ok {
-		s.submit(s.pendingJob(f, pk.values, pa))
+	for _, j := range jobs {
+		s.submit(j)
 	}
 }
 

@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -49,6 +50,7 @@ func newTSched(t *testing.T, withStore bool, f tFilter) *tSched {
 
 // takeFired returns and forgets the argv of the jobs fired by timers.
 func (ts *tSched) takeFired() []string {
+	ts.s.submitDue()
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	out := jobArgv(ts.fired)
@@ -317,5 +319,36 @@ func TestSchedulerFlush(t *testing.T) {
 	slices.Sort(got)
 	if w := []string{"notify 192.0.2.2", "unban 192.0.2.2"}; !slices.Equal(got, w) {
 		t.Fatalf("fired %v, want %v: flushed actions must not fire again", got, w)
+	}
+}
+
+// Timers never wait for the executor: a mass unban while the executor is
+// saturated queues the jobs instead of parking one goroutine per action.
+func TestSchedulerFireNeverBlocks(t *testing.T) {
+	ts := newTSched(t, false, tFilter{name: "f", regex: []string{"<ip>"}, actions: banUnban()})
+	blocked := make(chan *Job) // nobody reads: a full executor queue
+	ts.s.submit = func(j *Job) { blocked <- j }
+	for i := range 50 {
+		ts.s.trigger(0, []string{fmt.Sprintf("192.0.2.%d", i)}, tStart)
+	}
+	ts.clock.Advance(time.Hour) // would hang if a timer submitted by itself
+	if n := len(ts.s.due); n != 50 {
+		t.Fatalf("%d jobs queued, want 50", n)
+	}
+	got := make(chan int)
+	go func() {
+		n := 0
+		for range blocked {
+			if n++; n == 50 {
+				break
+			}
+		}
+		got <- n
+	}()
+	done := make(chan struct{})
+	close(done)
+	ts.s.dispatch(t.Context(), done)
+	if n := <-got; n != 50 {
+		t.Fatalf("dispatch submitted %d jobs", n)
 	}
 }
