@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -338,8 +340,17 @@ func (s *Server) handle(log *slog.Logger, c Controller, conn net.Conn) {
 	}
 }
 
+// failure is the response to a refused request. Its message is printed by
+// the CLI as one line: the lines of a joined error (errors.Join) are
+// joined with "; ".
 func failure(err error) Response {
-	return Response{Version: Version, OK: false, Error: err.Error()}
+	return Response{Version: Version, OK: false, Error: oneLine(err.Error())}
+}
+
+func oneLine(msg string) string {
+	lines := strings.Split(strings.ReplaceAll(msg, "\r\n", "\n"), "\n")
+	lines = slices.DeleteFunc(lines, func(l string) bool { return strings.TrimSpace(l) == "" })
+	return strings.Join(lines, "; ")
 }
 
 // answer runs one request. A panic in the controller fails the request,

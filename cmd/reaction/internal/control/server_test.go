@@ -242,6 +242,20 @@ func TestRemoteErrors(t *testing.T) {
 	}
 }
 
+// A joined error (several lines) reaches the client as one line, so that
+// the CLI prints exactly one line on stderr.
+func TestRemoteErrorIsOneLine(t *testing.T) {
+	f := &fake{trigErr: errors.Join(errors.New("ssh.f: missing value for <ip>"), errors.New("filter ssh.f has no pattern <user>"))}
+	path := sockPath(t)
+	serve(t, path, f, nil)
+	_, err := do(t, path, Request{Command: CommandTrigger, Stream: "ssh", Filter: "f", Values: map[string]string{"user": "x"}})
+	var rerr *RemoteError
+	want := "ssh.f: missing value for <ip>; filter ssh.f has no pattern <user>"
+	if !errors.As(err, &rerr) || rerr.Message != want {
+		t.Fatalf("error %v, want a RemoteError %q", err, want)
+	}
+}
+
 func TestSocketMode(t *testing.T) {
 	old := syscall.Umask(0) // the mode must not depend on the umask
 	defer syscall.Umask(old)
