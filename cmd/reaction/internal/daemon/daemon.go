@@ -101,7 +101,16 @@ func Run(ctx context.Context, res *compile.Result, opts Options) error {
 		serveDone := make(chan error, 1)
 		sctx, stopServe := context.WithCancel(ctx)
 		if srv != nil {
-			go func() { serveDone <- srv.Serve(sctx, newController(engine, g)) }()
+			// Answer only once state is restored: before that, show would
+			// be empty and trigger would fail. Clients wait in the backlog.
+			go func() {
+				select {
+				case <-engine.Ready():
+					serveDone <- srv.Serve(sctx, newController(engine, g))
+				case <-sctx.Done():
+					serveDone <- nil
+				}
+			}()
 		} else {
 			serveDone <- nil
 		}
