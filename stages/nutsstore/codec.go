@@ -133,4 +133,3 @@ func decodeFilter(filter []byte) stages.FilterRef {
 	identity := r.bytes()
 	return stages.FilterRef{Name: string(name), Identity: string(identity)}
 }
-

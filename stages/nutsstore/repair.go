@@ -177,6 +177,9 @@ func (r *repairer) cut(name string, off int64, reason string) error {
 	if err := writeFileSync(copyPath, data); err != nil {
 		return err
 	}
+	if err := syncDir(aside); err != nil {
+		return err
+	}
 	if err := truncateSync(path, off); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nutsdb/nutsdb"
@@ -58,9 +59,9 @@ type Store struct {
 	// failed commit hold it exclusively.
 	mu        sync.RWMutex
 	db        *nutsdb.DB
-	gen       int   // incremented by each reopen
-	broken    error // a reopen failed: every call fails with it
-	lastFile  int64 // highest segment id known to be in a synced directory
+	gen       int          // incremented by each reopen
+	broken    error        // a reopen failed: every call fails with it
+	lastFile  atomic.Int64 // highest segment id known to be in a synced directory
 	recovered []string
 }
 
@@ -149,7 +150,7 @@ func (s *Store) open() (*nutsdb.DB, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("state directory %s: %w", s.dir, err), db.Close())
 	}
-	s.lastFile = s.maxSegment()
+	s.lastFile.Store(s.maxSegment())
 	return db, nil
 }
 
@@ -225,14 +226,14 @@ func (s *Store) Commit(changes []stages.Change) error {
 // syncNewSegments syncs the directory when a commit created a segment, so
 // that the new file's name survives a power loss too.
 func (s *Store) syncNewSegments() error {
-	next := filepath.Join(s.dir, fmt.Sprintf("%d%s", s.lastFile+1, nutsdb.DataSuffix))
+	next := filepath.Join(s.dir, fmt.Sprintf("%d%s", s.lastFile.Load()+1, nutsdb.DataSuffix))
 	if _, err := os.Stat(next); err != nil {
 		return nil
 	}
 	if err := syncDir(s.dir); err != nil {
 		return err
 	}
-	s.lastFile = s.maxSegment() // racy with a concurrent commit only by being late
+	s.lastFile.Store(s.maxSegment())
 	return nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -230,7 +229,7 @@ func TestDifferential(t *testing.T) {
 	s := openT(t, dir, Options{SegmentSize: 16 << 10})
 	for round := range 40 {
 		var b []stages.Change
-		for range rng.IntN(60) {
+		for range rng.IntN(200) { // some batches span two 16 KiB segments
 			f := filters[rng.IntN(len(filters))]
 			key := []string{fmt.Sprint(rng.IntN(8))}
 			if f == bare {
@@ -256,8 +255,20 @@ func TestDifferential(t *testing.T) {
 		if round%5 == 4 {
 			s.Close()
 			s = openT(t, dir, Options{SegmentSize: 16 << 10})
+			if r := s.Recovered(); len(r) != 0 {
+				t.Fatalf("round %d: repair of a clean database: %q", round, r)
+			}
 		}
 		same(t, fmt.Sprintf("round %d", round), loadT(t, s), reference(t, batches...))
+	}
+	spans := 0 // transactions that continue in the next segment
+	for _, si := range segmentsT(t, dir) {
+		if n := len(si.records); n > 0 && !si.records[n-1].committed {
+			spans++
+		}
+	}
+	if spans == 0 {
+		t.Fatal("no transaction spans two segments: the test should cover it")
 	}
 }
 
@@ -383,15 +394,4 @@ func TestUnknownSchemaSkipped(t *testing.T) {
 	if !strings.Contains(logs.String(), "skipped") {
 		t.Fatalf("no warning in %q", logs.String())
 	}
-}
-
-func keysOf(st string) []string {
-	var out []string
-	for _, l := range strings.Split(st, "\n") {
-		if strings.HasPrefix(l, "  ") {
-			out = append(out, strings.Fields(l)[1])
-		}
-	}
-	slices.Sort(out)
-	return out
 }
