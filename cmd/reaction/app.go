@@ -62,6 +62,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		{"show", "Show current matches and pending actions", "Show the daemon's current matches (count per key) and pending actions with their due times, optionally only for STREAM[.FILTER] and for keys whose values match NAME=REGEX (as a whole).", &showCmd{env: e}},
 		{"flush", "Forget matches and run pending actions now", "Forget the selected keys' matches and run their pending actions now (a manual unban). Selects like show.", &flushCmd{env: e}},
 		{"trigger", "Run a filter's actions for given values", "Run the actions of filter STREAM.FILTER for the values NAME=VALUE, as if the filter had triggered (a manual ban).", &triggerCmd{env: e}},
+		{"bench", "Measure the pipeline's throughput", benchLong, &benchCmd{env: e}},
 		{"version", "Print the version", "Print the version.", &versionCmd{env: e}},
 	}
 	for _, c := range commands {
