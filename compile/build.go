@@ -331,110 +331,11 @@ func (b *builder) filter(stream string, fs *filterSpec) *builtFilter {
 		b.d.add(at, "at least one regex is needed")
 	}
 
-	// Resolve the <name>s of every regex.
-	regexes := make([]*filterRegex, len(fs.regex.v))
-	for i, r := range fs.regex.v {
-		fr := &filterRegex{src: r, usable: true}
-		regexes[i] = fr
-		seen := map[string]bool{}
-		for _, rf := range regexRefs(r.v) {
-			switch {
-			case b.patterns[rf.name] != nil:
-				if seen[rf.name] {
-					b.d.add(r.at, "<%s> appears twice: a regex captures a pattern at most once", rf.name)
-					fr.usable = false
-					continue
-				}
-				seen[rf.name] = true
-				fr.refs = append(fr.refs, rf)
-				fr.names = append(fr.names, rf.name)
-			case b.broken[rf.name]:
-				fr.usable = false
-			default:
-				msg := fmt.Sprintf("unknown pattern <%s>", rf.name)
-				if s := suggest(rf.name, b.names); s != "" {
-					msg += fmt.Sprintf(", did you mean <%s>?", s)
-				} else if len(b.names) == 0 {
-					msg += " (no pattern is defined)"
-				}
-				b.d.add(r.at, "%s (write \\<%s> to match the text itself)", msg, rf.name)
-				fr.usable = false
-			}
-		}
-		sort.Strings(fr.names)
-		// Check the syntax of the regex as written (a <name> is literal
-		// text there), so that an error quotes the author's text, not the
-		// expansion.
-		if _, err := syntax.Parse(r.v, syntax.Perl); err != nil {
-			b.d.add(r.at, "%s", regexError(err))
-			fr.usable = false
-		}
-	}
-
-	// Every regex captures the same patterns: they make the key.
-	var ref *filterRegex
-	refIndex := -1
-	for i, fr := range regexes {
-		if fr.usable {
-			ref, refIndex = fr, i
-			break
-		}
-	}
-	// When a regex is broken, what the filter captures is a guess: checks
-	// that depend on it (action <name>s, ipv4only, tests) are skipped.
-	capturesKnown := len(regexes) > 0 && !slices.ContainsFunc(regexes, func(fr *filterRegex) bool { return !fr.usable })
-	var pats []*graph.Pattern
-	idx := map[string]int{}
-	if ref != nil {
-		for i, name := range ref.names {
-			pats = append(pats, b.patterns[name])
-			idx[name] = i
-		}
-		for _, fr := range regexes {
-			if fr.usable && !slices.Equal(fr.names, ref.names) {
-				b.d.add(fr.src.at, "captures %s but regex[%d] captures %s: every regex of a filter must capture the same patterns",
-					listNames(fr.names), refIndex, listNames(ref.names))
-			}
-		}
-	}
-
-	x := &graph.Extract{Stream: stream, Filter: fs.name, Patterns: pats}
-	lits := graph.FilterLiterals{Filter: fs.name}
-	anyOf := map[string]bool{}
-	for _, fr := range regexes {
-		if !fr.usable {
-			continue
-		}
-		expanded, re, groups, err := expandRegex(fr.src.v, fr.refs, func(name string) string { return b.patterns[name].Regex })
-		if err != nil {
-			b.d.add(fr.src.at, "%s", regexError(err))
-			continue
-		}
-		gr := &graph.Regex{Source: fr.src.v, Expanded: expanded, Re: re}
-		for k, rf := range fr.refs {
-			if i, ok := idx[rf.name]; ok {
-				gr.Captures = append(gr.Captures, graph.Capture{Pattern: i, Group: groups[k]})
-			}
-		}
-		slices.SortFunc(gr.Captures, func(a, b graph.Capture) int { return cmp.Compare(a.Pattern, b.Pattern) })
-		x.Regexes = append(x.Regexes, gr)
-
-		parsed, err := syntax.Parse(expanded, syntax.Perl)
-		if err != nil {
-			lits.Always = true
-			continue
-		}
-		req, ok := literal.Required(parsed.Simplify())
-		if !ok {
-			lits.Always = true
-			continue
-		}
-		for _, l := range req {
-			anyOf[l] = true
-		}
-	}
-	if !lits.Always {
-		lits.AnyOf = sortedKeys(anyOf)
+	x, lits, capturesKnown := b.regexes(stream, fs.name, fs.regex.v)
+	pats := x.Patterns
+	idx := make(map[string]int, len(pats))
+	for i, p := range pats {
+		idx[p.Name] = i
 	}
 
 	nf := &Filter{Actions: map[string]*Action{}}
@@ -517,6 +418,119 @@ func (b *builder) filter(stream string, fs *filterSpec) *builtFilter {
 		literals:  lits,
 		cfg:       nf,
 	}
+}
+
+// regexes compiles the regexes of a filter: <name>s resolved against the
+// configuration's patterns and expanded into capture groups, the captured
+// patterns (the same for every regex), and the literals of the
+// prefilter. capturesKnown is false when a regex is broken: what the
+// filter captures is then a guess, and checks that depend on it are
+// skipped.
+func (b *builder) regexes(stream, filter string, list []str) (x *graph.Extract, lits graph.FilterLiterals, capturesKnown bool) {
+	// Resolve the <name>s of every regex.
+	regexes := make([]*filterRegex, len(list))
+	for i, r := range list {
+		fr := &filterRegex{src: r, usable: true}
+		regexes[i] = fr
+		seen := map[string]bool{}
+		for _, rf := range regexRefs(r.v) {
+			switch {
+			case b.patterns[rf.name] != nil:
+				if seen[rf.name] {
+					b.d.add(r.at, "<%s> appears twice: a regex captures a pattern at most once", rf.name)
+					fr.usable = false
+					continue
+				}
+				seen[rf.name] = true
+				fr.refs = append(fr.refs, rf)
+				fr.names = append(fr.names, rf.name)
+			case b.broken[rf.name]:
+				fr.usable = false
+			default:
+				msg := fmt.Sprintf("unknown pattern <%s>", rf.name)
+				if s := suggest(rf.name, b.names); s != "" {
+					msg += fmt.Sprintf(", did you mean <%s>?", s)
+				} else if len(b.names) == 0 {
+					msg += " (no pattern is defined)"
+				}
+				b.d.add(r.at, "%s (write \\<%s> to match the text itself)", msg, rf.name)
+				fr.usable = false
+			}
+		}
+		sort.Strings(fr.names)
+		// Check the syntax of the regex as written (a <name> is literal
+		// text there), so that an error quotes the author's text, not the
+		// expansion.
+		if _, err := syntax.Parse(r.v, syntax.Perl); err != nil {
+			b.d.add(r.at, "%s", regexError(err))
+			fr.usable = false
+		}
+	}
+
+	// Every regex captures the same patterns: they make the key.
+	var ref *filterRegex
+	refIndex := -1
+	for i, fr := range regexes {
+		if fr.usable {
+			ref, refIndex = fr, i
+			break
+		}
+	}
+	capturesKnown = len(regexes) > 0 && !slices.ContainsFunc(regexes, func(fr *filterRegex) bool { return !fr.usable })
+	var pats []*graph.Pattern
+	idx := map[string]int{}
+	if ref != nil {
+		for i, name := range ref.names {
+			pats = append(pats, b.patterns[name])
+			idx[name] = i
+		}
+		for _, fr := range regexes {
+			if fr.usable && !slices.Equal(fr.names, ref.names) {
+				b.d.add(fr.src.at, "captures %s but regex[%d] captures %s: every regex of a filter must capture the same patterns",
+					listNames(fr.names), refIndex, listNames(ref.names))
+			}
+		}
+	}
+
+	x = &graph.Extract{Stream: stream, Filter: filter, Patterns: pats}
+	lits = graph.FilterLiterals{Filter: filter}
+	anyOf := map[string]bool{}
+	for _, fr := range regexes {
+		if !fr.usable {
+			continue
+		}
+		expanded, re, groups, err := expandRegex(fr.src.v, fr.refs, func(name string) string { return b.patterns[name].Regex })
+		if err != nil {
+			b.d.add(fr.src.at, "%s", regexError(err))
+			continue
+		}
+		gr := &graph.Regex{Source: fr.src.v, Expanded: expanded, Re: re}
+		for k, rf := range fr.refs {
+			if i, ok := idx[rf.name]; ok {
+				gr.Captures = append(gr.Captures, graph.Capture{Pattern: i, Group: groups[k]})
+			}
+		}
+		slices.SortFunc(gr.Captures, func(a, b graph.Capture) int { return cmp.Compare(a.Pattern, b.Pattern) })
+		x.Regexes = append(x.Regexes, gr)
+
+		parsed, err := syntax.Parse(expanded, syntax.Perl)
+		if err != nil {
+			lits.Always = true
+			continue
+		}
+		req, ok := literal.Required(parsed.Simplify())
+		if !ok {
+			lits.Always = true
+			continue
+		}
+		for _, l := range req {
+			anyOf[l] = true
+		}
+	}
+	if !lits.Always {
+		lits.AnyOf = sortedKeys(anyOf)
+	}
+	return x, lits, capturesKnown
 }
 
 func listNames(names []string) string {

@@ -366,3 +366,26 @@ func TestLines(t *testing.T) {
 		}
 	}
 }
+
+func TestExtract(t *testing.T) {
+	r, err := load("testdata/good/full.yml", testOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := Extract(r.Graph, "user <user> from <ip>", "<ip> said <user>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	values, which, matched, reason := x.Match([]byte("2001:db8:1:2:3:4:5:6 said carol"))
+	if !matched || which != 1 || reason != graph.ReasonOK || !slices.Equal(values, []string{"2001:db8:1:2::/64", "carol"}) {
+		t.Errorf("Match = %v %d %v %q", values, which, matched, reason)
+	}
+	_, err = Extract(r.Graph, "from <ip>", "from <iip> <user>")
+	want := "regex[1]: unknown pattern <iip>, did you mean <ip>? (write \\<iip> to match the text itself)"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
+	}
+	if _, err := Extract(r.Graph); err == nil {
+		t.Error("no regex: want an error")
+	}
+}
