@@ -11,7 +11,6 @@ package compile
 import (
 	"errors"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -87,31 +86,4 @@ func load(path string, o options) (*Result, error) {
 		return nil, errors.Join(errors.New("compile: internal error: the compiled graph is invalid"), err)
 	}
 	return &Result{Graph: g, Config: cfg, Files: files}, nil
-}
-
-// Extract compiles regexes the way a filter's regexes are compiled (each
-// <name> of one of the graph's patterns becomes its capture group, and
-// every regex must capture the same patterns), for test-regex. The
-// returned Extract has no Stream, Filter nor Tests; its Match is the one
-// the daemon runs. The error is an *Errors with paths regex[i].
-func Extract(g *graph.Graph, regexes ...string) (*graph.Extract, error) {
-	d := &diag{}
-	b := &builder{d: d, patterns: map[string]*graph.Pattern{}, broken: map[string]bool{}}
-	for _, p := range g.Patterns {
-		b.patterns[p.Name] = p
-		b.names = append(b.names, p.Name)
-	}
-	sort.Strings(b.names)
-	list := make([]str, len(regexes))
-	for i, r := range regexes {
-		list[i] = str{v: r, at: loc{path: index(keyRegex, i)}}
-	}
-	if len(list) == 0 {
-		d.add(loc{path: keyRegex}, "at least one regex is needed")
-	}
-	x, _, _ := b.regexes("", "", list)
-	if err := d.err(); err != nil {
-		return nil, err
-	}
-	return x, nil
 }

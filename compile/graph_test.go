@@ -367,25 +367,35 @@ func TestLines(t *testing.T) {
 	}
 }
 
-func TestExtract(t *testing.T) {
+func TestExpression(t *testing.T) {
 	r, err := load("testdata/good/full.yml", testOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x, err := Extract(r.Graph, "user <user> from <ip>", "<ip> said <user>")
+	x, err := Expression(r, "<ip> said <user>")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if x.Regexes[0].Expanded != x.Regexes[0].Re.String() || len(x.Patterns) != 2 {
+		t.Errorf("extract %+v", x)
+	}
 	values, which, matched, reason := x.Match([]byte("2001:db8:1:2:3:4:5:6 said carol"))
-	if !matched || which != 1 || reason != graph.ReasonOK || !slices.Equal(values, []string{"2001:db8:1:2::/64", "carol"}) {
+	if !matched || which != 0 || reason != graph.ReasonOK || !slices.Equal(values, []string{"2001:db8:1:2::/64", "carol"}) {
 		t.Errorf("Match = %v %d %v %q", values, which, matched, reason)
 	}
-	_, err = Extract(r.Graph, "from <ip>", "from <iip> <user>")
-	want := "regex[1]: unknown pattern <iip>, did you mean <ip>? (write \\<iip> to match the text itself)"
-	if err == nil || err.Error() != want {
-		t.Errorf("got %v, want %s", err, want)
+	if _, _, matched, reason := x.Match([]byte("192.0.2.1 said root")); !matched || reason == graph.ReasonOK {
+		t.Errorf("root is ignored: %v %q", matched, reason)
 	}
-	if _, err := Extract(r.Graph); err == nil {
-		t.Error("no regex: want an error")
+	for src, want := range map[string]string{
+		"from <iip>":      `unknown pattern <iip>, did you mean <ip>? (write \<iip> to match the text itself)`,
+		"<ip> <ip>":       "<ip> appears twice: a regex captures a pattern at most once",
+		"(<ip>":           "invalid regex: missing closing ): `(<ip>`",
+		"<ip> (<x> <yy>)": "unknown pattern <x> (write \\<x> to match the text itself)\nunknown pattern <yy> (write \\<yy> to match the text itself)",
+	} {
+		_, err := Expression(r, src)
+		var errs *Errors
+		if err == nil || err.Error() != want || errors.As(err, &errs) {
+			t.Errorf("%q: got %v, want a plain error %q", src, err, want)
+		}
 	}
 }
