@@ -138,8 +138,8 @@ func (s *Source) runOnce(ctx context.Context, out chan<- *Batch) error {
 	}
 	defer pr.Close()
 	cmd := exec.Command(s.cfg.Cmd[0], s.cfg.Cmd[1:]...)
-	// One pipe for both streams: a line is written by one write(2) and
-	// never interleaves with a line of the other stream.
+	// One pipe for both streams: a line written in one write(2) of at
+	// most PIPE_BUF bytes never interleaves with the other stream.
 	cmd.Stdout, cmd.Stderr = pw, pw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
@@ -181,8 +181,9 @@ func (s *Source) runOnce(ctx context.Context, out chan<- *Batch) error {
 			}
 		case <-ctxDone:
 			ctxDone = nil
-			// The group outlives its leader while a member is left, so
-			// its ID cannot have been reused by another group.
+			// The whole group: children holding the pipe go too. A group
+			// ID stays reserved while any member is left, so after the
+			// leader's exit this reaches the rest of the group or nobody.
 			_ = syscall.Kill(-pid, syscall.SIGTERM)
 			killDue = make(chan struct{})
 			due := killDue

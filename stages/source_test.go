@@ -473,3 +473,47 @@ func (h *logRecorder) await(t *testing.T, msg string) logRecord {
 		}
 	}
 }
+
+func TestBatchRecycle(t *testing.T) {
+	b := GetBatch()
+	b.Time = t0
+	b.Append([]byte("one"))
+	b.Append([]byte("two"))
+	if len(b.Lines) != 2 || string(b.Lines[0]) != "one" || cap(b.Lines[0]) != 3 || b.Bytes() != 6 {
+		t.Fatalf("lines %q, cap %d, bytes %d", b.Lines, cap(b.Lines[0]), b.Bytes())
+	}
+	// Appending to a line must not overwrite the next one.
+	_ = append(b.Lines[0], 'X')
+	if string(b.Lines[1]) != "two" {
+		t.Fatalf("line overwritten: %q", b.Lines[1])
+	}
+	b.Append(bytes.Repeat([]byte("x"), maxPooledBuf+1))
+	b.Release()
+	if cap(b.buf) > maxPooledBuf || len(b.Lines) != 0 || !b.Time.IsZero() {
+		t.Errorf("released batch keeps %d bytes, %d lines, time %v", cap(b.buf), len(b.Lines), b.Time)
+	}
+}
+
+// ReadLines allocates per call (its bufio.Reader), never per line: batches
+// are recycled. (Under -race, sync.Pool drops a share of released
+// batches on purpose, hence a bound of one allocation per batch.)
+func TestSourceReadLinesAllocs(t *testing.T) {
+	var in bytes.Buffer
+	for i := range 100_000 {
+		in.WriteString("May  1 12:00:00 web-1 sshd[1234]: Failed password for root from 1.2.3.4 port " + strconv.Itoa(i) + " ssh2\n")
+	}
+	s, _ := testSource(t, graph.Source{}, WallClock{})
+	out := make(chan *Batch, 1024)
+	allocs := testing.AllocsPerRun(5, func() {
+		if err := s.ReadLines(context.Background(), bytes.NewReader(in.Bytes()), out); err != nil {
+			t.Fatal(err)
+		}
+		for len(out) > 0 {
+			(<-out).Release()
+		}
+	})
+	t.Logf("%v allocations for 100000 lines", allocs)
+	if batches := 100_000 / graph.DefaultBatchSize; allocs > float64(batches+100) {
+		t.Errorf("%v allocations for 100000 lines", allocs)
+	}
+}
