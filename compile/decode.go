@@ -302,6 +302,11 @@ func (dc *decoder) strList(n *yaml.Node, path string) ([]str, bool) {
 // argv decodes a command: a non-empty list of strings whose first one,
 // the program, is not empty.
 func (dc *decoder) argv(n *yaml.Node, path string) (argvSpec, bool) {
+	if r := dc.resolve(n); r != nil && r.Kind == yaml.ScalarNode && !isNull(r) {
+		// A command line written as one string: it is never given to a shell.
+		dc.d.add(dc.at(n, path), "a command is a list, program first, run without a shell: write [%s]", strings.Join(strings.Fields(r.Value), ", "))
+		return argvSpec{}, false
+	}
 	items, ok := dc.list(n, path)
 	if !ok {
 		return argvSpec{}, false
