@@ -47,7 +47,8 @@ const (
 )
 
 // NewSource returns the source of a stream. Zero sizes and durations in p
-// take the graph defaults. clock and log may be nil.
+// take the graph defaults. clock and log may be nil; log is used as given,
+// so it should already name the stream (the engine's does).
 func NewSource(p *graph.Source, clock Clock, log *slog.Logger) *Source {
 	cfg := *p
 	if cfg.MaxLine <= 0 {
@@ -72,7 +73,7 @@ func NewSource(p *graph.Source, clock Clock, log *slog.Logger) *Source {
 		StopTimeout: graph.DefaultStopTimeout,
 		cfg:         cfg,
 		clock:       clock,
-		log:         log.With("stream", cfg.Stream),
+		log:         log,
 	}
 }
 
