@@ -517,3 +517,28 @@ func TestSourceReadLinesAllocs(t *testing.T) {
 		t.Errorf("%v allocations for 100000 lines", allocs)
 	}
 }
+
+// Through a real child: each line reaches the consumer before the next
+// one is written.
+func TestSourceRunSlowWriter(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := testSource(t, graph.Source{Cmd: []string{"cat", fifo}}, nil)
+	lines, done := runSource(t, s, context.Background())
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"one", "two", "three"} {
+		w.WriteString(l + "\n")
+		if got := <-lines; got != l {
+			t.Fatalf("got %q, want %q", got, l)
+		}
+	}
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
