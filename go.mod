@@ -4,7 +4,6 @@ go 1.26.8
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0
-	github.com/cloudflare/ahocorasick v0.0.0-20240916140611-054963ec9396
 	github.com/google/go-jsonnet v0.21.0
 	github.com/jessevdk/go-flags v1.6.1
 	github.com/nutsdb/nutsdb v1.1.0
