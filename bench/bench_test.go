@@ -36,7 +36,7 @@ func benchPipeline(b *testing.B, o Options) {
 			b.Fatal(err)
 		}
 		var r Report
-		p.fill(&r, h.truth)
+		p.fill(&r, h.expectedBans)
 		if r.Lines != benchLines {
 			b.Fatalf("%d lines read, want %d", r.Lines, benchLines)
 		}

@@ -56,6 +56,13 @@ type Options struct {
 	Lines int
 	// Seed of the generated workload (0 = DefaultSeed).
 	Seed uint64
+	// Attackers and AttackFraction shape the generated workload (0 = the
+	// generator's defaults, 1000 and 0.25; see workload.Params).
+	Attackers      int
+	AttackFraction float64
+	// SaveWorkload, when set, is where the generated workload is written
+	// (and kept), to run other tools or `reaction start` on the same lines.
+	SaveWorkload string
 	// Filters pads the stream of a built-in configuration with filters
 	// whose literals occur in no line, up to this many filters in all.
 	Filters int
@@ -132,7 +139,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.fill(rep, h.truth)
+	p.fill(rep, h.expectedBans)
 
 	// 2. Each stage's synchronous core in isolation, on the same lines.
 	lines, err := workload.ReadFile(h.file)
@@ -152,6 +159,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, ctx.Err()
 }
 
+func isKind(w string) bool {
+	switch workload.Workload(w) {
+	case workload.SSHD, workload.Nginx, workload.Mixed:
+		return true
+	}
+	return false
+}
+
 // harness is one Run's prepared inputs.
 type harness struct {
 	o            Options
@@ -159,7 +174,7 @@ type harness struct {
 	removeDir    bool
 	file         string            // the workload, one line per line
 	kind         workload.Workload // the generator kind, "" for a log file
-	truth        *workload.Truth   // nil for a log file
+	expectedBans []string          // the truth's bans at retry 3; nil when unknown (log file, mixed)
 	configPath   string            // compiled by compile.Load
 	builtin      bool
 	workloadName string
@@ -194,6 +209,12 @@ func prepare(o Options) (*harness, error) {
 	}
 	if o.BatchSize < 0 || o.LineQueue < 0 || o.Shards < 0 || o.Filters < 0 {
 		return nil, &UsageError{"--batch-size, --line-queue, --shards and --filters must not be negative"}
+	}
+	if o.Attackers < 0 || o.AttackFraction > 1 || o.AttackFraction != o.AttackFraction {
+		return nil, &UsageError{"--attackers must not be negative and --attack-fraction must be at most 1"}
+	}
+	if o.SaveWorkload != "" && !isKind(o.Workload) {
+		return nil, &UsageError{"--save-workload saves a generated workload: --workload must be sshd, nginx or mixed"}
 	}
 	if o.Filters > 0 && o.Config != "" {
 		return nil, &UsageError{"--filters pads a built-in configuration: it cannot be used with -c"}
@@ -241,16 +262,31 @@ func prepare(o Options) (*harness, error) {
 	}()
 	if h.kind != "" {
 		h.file = filepath.Join(h.dir, string(h.kind)+".log")
+		if o.SaveWorkload != "" {
+			abs, err := filepath.Abs(o.SaveWorkload)
+			if err != nil {
+				return nil, err
+			}
+			h.file = abs
+		}
 		f, err := os.Create(h.file)
 		if err != nil {
 			return nil, err
 		}
-		h.truth, err = workload.Generate(f, h.kind, workload.Params{Lines: o.Lines, Seed: o.Seed})
+		truth, err := workload.Generate(f, h.kind, workload.Params{Lines: o.Lines, Seed: o.Seed, Attackers: o.Attackers, AttackFraction: o.AttackFraction})
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
 			return nil, fmt.Errorf("generating the workload: %w", err)
+		}
+		// Only the bans are kept: the truth's map (one entry per address)
+		// must not weigh on the run's memory figures.
+		if h.kind != workload.Mixed {
+			h.expectedBans = truth.Banned(3)
+			if h.expectedBans == nil {
+				h.expectedBans = []string{}
+			}
 		}
 	}
 
@@ -448,7 +484,7 @@ func writeHeapProfile(path string) error {
 }
 
 // fill copies the run's figures into the report.
-func (p *pipelineRun) fill(r *Report, truth *workload.Truth) {
+func (p *pipelineRun) fill(r *Report, expectedBans []string) {
 	var lines, in, passed, dropped, cut uint64
 	for id, m := range p.stats {
 		kind, _, _ := strings.Cut(id, ":")
@@ -487,8 +523,8 @@ func (p *pipelineRun) fill(r *Report, truth *workload.Truth) {
 	}
 	r.banValues = BanArgs(p.calls)
 	r.Actions.Bans = uint64(len(r.banValues))
-	if truth != nil {
-		n := len(truth.Banned(3))
+	if expectedBans != nil {
+		n := len(expectedBans)
 		r.Actions.ExpectedBans = &n
 	}
 	if lines > 0 {

@@ -97,7 +97,7 @@ type Actions struct {
 	Failed       uint64 `json:"failed"`
 	Dropped      uint64 `json:"dropped"`
 	Bans         uint64 `json:"bans"`          // commands whose argv[0] is "ban" (built-in configurations)
-	ExpectedBans *int   `json:"expected_bans"` // the generator's truth at retry 3; null for a log file
+	ExpectedBans *int   `json:"expected_bans"` // the generator's truth at retry 3; null for a log file or mixed
 }
 
 // Settings are the runtime sizes the run used.

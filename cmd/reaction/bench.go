@@ -13,28 +13,11 @@ import (
 
 // benchLong is the help of `reaction bench`; the README's "Benchmarks"
 // section says the same at more length.
-const benchLong = `Measure the pipeline's throughput on a generated fail2ban-style workload (or a log file).
-
-The configuration is compiled as by 'reaction start' (with -c, or a built-in one per
-workload: sshd = upstream's four sshd regexes, nginx, or mixed = both filters on one
-stream; <ip> patterns, retry 3 within 6h, ban then unban after 48h). Every stream's
-command is replaced by 'cat WORKLOAD', the real engine runs it in-process, and action
-commands are recorded instead of run. Reported: lines/s of the whole run; per stage
-the counts and the cost of its core timed alone (prefilter pass rate and ns/line,
-prefilter+extract ns/line, counter ns/match); allocations and bytes per line; peak
-heap and RSS; the latency from a line to the action it triggers (a second run on a
-FIFO fed at --latency-rate); and the settings used.
-
-Knobs (0 = the compiled value, shown by 'reaction graph'):
-  --batch-size N   lines per batch from a source to its matcher (default 128)
-  --line-queue N   batches buffered between a source and its matcher (default 64)
-  --shards N       counter shards, each one goroutine (default 4)
-  --filters N      pad the built-in stream to N filters whose literals occur in no line
-  --state DIR      persist through a nutsdb database in a fresh directory under DIR
-
---against fail2ban also runs 'fail2ban-regex --no-check-all WORKLOAD
-/etc/fail2ban/filter.d/sshd.conf' (sshd workload; Debian package fail2ban) and prints
-the ratio of the two rates.`
+const benchLong = "Measure the pipeline's throughput on a generated fail2ban-style workload (or a log file).\n\n" +
+	"The configuration is compiled as by 'reaction start': -c CONFIG, or a built-in one per workload (sshd: upstream's four sshd regexes; nginx; mixed: both filters on one stream; <ip> patterns, retry 3 within 6h, ban, unban after 48h). Every stream's command becomes 'cat WORKLOAD', the real engine runs in-process, and action commands are recorded, never run.\n\n" +
+	"Reported: lines/s of the whole run; per stage the counts and the cost of its core timed alone (prefilter pass rate and ns/line, prefilter+extract ns/line, counter ns/match); allocations and bytes per line; peak heap and RSS; the latency from a line to the action it starts (a second run, on a FIFO fed at --latency-rate lines/s); the settings used.\n\n" +
+	"Knobs (0 keeps the compiled value, which 'reaction graph' shows): --batch-size (lines per batch, source to matcher; 128), --line-queue (batches buffered, source to matcher; 64), --shards (counter shards; 4), --filters N (pad the built-in stream to N filters whose literals occur in no line), --state DIR (persist through nutsdb in a fresh directory under DIR). Workload: --lines, --seed, --attackers, --attack-fraction; --save-workload FILE keeps the generated lines.\n\n" +
+	"--against fail2ban also times 'fail2ban-regex --no-check-all WORKLOAD /etc/fail2ban/filter.d/sshd.conf' on the sshd workload (Debian package fail2ban) and prints the ratio of the two rates."
 
 type benchCmd struct {
 	env *env
@@ -44,6 +27,10 @@ type benchCmd struct {
 	Lines    int    `short:"n" long:"lines" description:"lines to generate" default:"1000000" value-name:"N"`
 	Seed     uint64 `long:"seed" description:"seed of the generated workload" default:"1" value-name:"N"`
 	Format   string `short:"f" long:"format" description:"output format" choice:"text" choice:"json" default:"text"`
+
+	Attackers      int     `long:"attackers" description:"distinct attacking addresses in the generated workload (0: 1000)" value-name:"N"`
+	AttackFraction float64 `long:"attack-fraction" description:"share of attack lines in the generated workload (0: 0.25; negative: none)" value-name:"F"`
+	SaveWorkload   string  `long:"save-workload" description:"write the generated workload to FILE and keep it" value-name:"FILE"`
 
 	BatchSize int    `long:"batch-size" description:"lines per batch, source → matcher (0: as compiled)" value-name:"N"`
 	LineQueue int    `long:"line-queue" description:"batches buffered, source → matcher (0: as compiled)" value-name:"N"`
@@ -74,6 +61,7 @@ func (c *benchCmd) Execute(args []string) error {
 	}
 	opts := bench.Options{
 		Config: c.Config, Workload: c.Workload, Lines: c.Lines, Seed: c.Seed,
+		Attackers: c.Attackers, AttackFraction: c.AttackFraction, SaveWorkload: c.SaveWorkload,
 		Filters: c.Filters, BatchSize: c.BatchSize, LineQueue: c.LineQueue, Shards: c.Shards,
 		StateDir: c.State, LatencyLines: c.LatencyLines, LatencyRate: c.LatencyRate,
 		Against: c.Against, F2BFilter: c.F2BFilter,
