@@ -84,8 +84,8 @@ func runControl(args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
 	e := &env{stdout: &stdout, stderr: &stderr}
 	p := flags.NewNamedParser("reaction", flags.HelpFlag|flags.PassDoubleDash)
-	p.AddCommand("show", "", "", &showCmd{env: e})
-	p.AddCommand("flush", "", "", &flushCmd{env: e})
+	p.AddCommand("show", "", "", newShowCmd(e))
+	p.AddCommand("flush", "", "", newFlushCmd(e))
 	p.AddCommand("trigger", "", "", &triggerCmd{env: e})
 	_, err := p.ParseArgs(args)
 	code := report(&stdout, &stderr, err)

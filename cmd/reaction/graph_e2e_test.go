@@ -202,3 +202,23 @@ func TestTestRegexTrace(t *testing.T) {
 		t.Fatalf("unknown stream: exit %d: %s", r.code, r.stderr)
 	}
 }
+
+// test-regex over standard input prints the lines that match or are
+// ignored, with their values, and a summary.
+func TestTestRegexStdin(t *testing.T) {
+	cfg, _ := filepath.Abs("../../examples/ssh-iptables.yml")
+	cmd := exec.Command(binary, "test-regex", "-c", cfg, "Invalid user .* from <ip>")
+	cmd.Stdin = strings.NewReader("Invalid user bob from 203.0.113.7 port 3\r\nnothing here\nInvalid user bob from 127.0.0.1 port 4")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"<ip> = 203.0.113.7\n", "ignored by patterns.ip.ignore: 127.0.0.1", "3 lines: 1 matched, 1 ignored, 1 did not match"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "nothing here") {
+		t.Errorf("a line that did not match was printed:\n%s", out)
+	}
+}

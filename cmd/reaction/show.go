@@ -1,13 +1,18 @@
 package main
 
 import (
+	"io"
 	"time"
 
 	"reaction/cmd/reaction/internal/control"
 )
 
-type showCmd struct {
-	env *env
+// selectCmd is `show` and `flush`: both select keys the same way and
+// differ only in the request they send and how they print the answer.
+type selectCmd struct {
+	env     *env
+	command control.Command
+	write   func(w io.Writer, s control.Snapshot, format string, now time.Time) error
 	socketOpt
 	stateFormatOpt
 	Limit string `short:"l" long:"limit" description:"only this stream, or only this filter" value-name:"STREAM[.FILTER]"`
@@ -16,10 +21,18 @@ type showCmd struct {
 	} `positional-args:"yes"`
 }
 
-func (c *showCmd) Execute(args []string) error {
-	req, err := control.SelectRequest(control.CommandShow, c.Limit, append(c.Args.Keys, args...))
+func newShowCmd(e *env) *selectCmd {
+	return &selectCmd{env: e, command: control.CommandShow, write: control.WriteShow}
+}
+
+func newFlushCmd(e *env) *selectCmd {
+	return &selectCmd{env: e, command: control.CommandFlush, write: control.WriteFlush}
+}
+
+func (c *selectCmd) Execute(args []string) error {
+	req, err := control.SelectRequest(c.command, c.Limit, append(c.Args.Keys, args...))
 	if err != nil {
-		return controlUsage("show", err)
+		return controlUsage(string(c.command), err)
 	}
 	resp, err := c.ask(req)
 	if err != nil {
@@ -28,7 +41,7 @@ func (c *showCmd) Execute(args []string) error {
 	if resp.Snapshot == nil {
 		return runtimeError(errNoSnapshot)
 	}
-	if err := control.WriteShow(c.env.stdout, *resp.Snapshot, c.Format, time.Now()); err != nil {
+	if err := c.write(c.env.stdout, *resp.Snapshot, c.Format, time.Now()); err != nil {
 		return runtimeError(err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -82,33 +81,6 @@ func (d *runningDaemon) kill9() {
 	d.cmd.Wait()
 }
 
-type shown struct {
-	Filters []struct {
-		Matches []struct {
-			Values []string
-			Count  int
-		}
-		Pending []struct {
-			Values []string
-			Action string
-			Due    time.Time
-		}
-	}
-}
-
-func show(t *testing.T, dir, sock string) shown {
-	t.Helper()
-	r := reaction(t, dir, "show", "-s", sock, "-f", "json")
-	if r.code != 0 {
-		t.Fatalf("show: exit %d: %s", r.code, r.stderr)
-	}
-	var s shown
-	if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
-		t.Fatalf("show output: %v\n%s", err, r.stdout)
-	}
-	return s
-}
-
 const stateConfig = `
 state_directory: state
 patterns:
@@ -152,7 +124,7 @@ func TestKill9KeepsMatchesAndPendingUnbans(t *testing.T) {
 		"offence from 2001:db8::2\noffence from 2001:db8::2\noffence from 2001:db8::2\n")
 	d := startDaemon(t, dir, "-s", sock)
 	d.await("action ran", "action=ban", "2001:db8::2")
-	before := show(t, dir, sock)
+	before := ctlShow(t, dir, sock)
 	if len(before.Filters) != 1 || len(before.Filters[0].Pending) != 1 || len(before.Filters[0].Matches) != 1 {
 		t.Fatalf("before the crash: %+v", before)
 	}
@@ -163,7 +135,7 @@ func TestKill9KeepsMatchesAndPendingUnbans(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "reaction.yml"), strings.Replace(stateConfig, "PHASE", "two", 1))
 	writeFile(t, filepath.Join(dir, "two.log"), "")
 	d = startDaemon(t, dir, "-s", sock)
-	after := show(t, dir, sock)
+	after := ctlShow(t, dir, sock)
 	if len(after.Filters) != 1 || len(after.Filters[0].Pending) != 1 || !after.Filters[0].Pending[0].Due.Equal(due) {
 		t.Fatalf("pending unban after restart: %+v, want due %v", after, due)
 	}
@@ -195,7 +167,7 @@ func TestGarbageTailIsRepaired(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "one.log"), "offence from 192.0.2.1\noffence from 192.0.2.1\n")
 	d := startDaemon(t, dir, "-s", sock)
 	deadline := time.Now().Add(20 * time.Second)
-	for s := show(t, dir, sock); len(s.Filters) == 0 || len(s.Filters[0].Matches) == 0 || s.Filters[0].Matches[0].Count < 2; s = show(t, dir, sock) {
+	for s := ctlShow(t, dir, sock); len(s.Filters) == 0 || len(s.Filters[0].Matches) == 0 || s.Filters[0].Matches[0].Count < 2; s = ctlShow(t, dir, sock) {
 		if time.Now().After(deadline) {
 			t.Fatalf("matches never counted: %+v", s)
 		}

@@ -51,31 +51,23 @@ func (c *testRegexCmd) Execute(args []string) error {
 	if c.Args.Line != "" {
 		return c.print(test(x, c.Args.Line))
 	}
-	r := bufio.NewReaderSize(c.env.stdin, graph.DefaultMaxLine)
 	var lines, matched, ignored int
-	for {
-		line, err := r.ReadString('\n')
-		if line != "" {
-			lines++
-			lr := test(x, strings.TrimRight(line, "\r\n"))
-			switch {
-			case lr.Ignored != "":
-				ignored++
-			case lr.Matched:
-				matched++
-			}
-			if lr.Matched || c.Format == "json" {
-				if err := c.print(lr); err != nil {
-					return err
-				}
-			}
+	err = eachLine(c.env.stdin, func(line string) error {
+		lines++
+		lr := test(x, line)
+		switch {
+		case lr.Ignored != "":
+			ignored++
+		case lr.Matched:
+			matched++
 		}
-		if err == io.EOF {
-			break
+		if lr.Matched || c.Format == "json" {
+			return c.print(lr)
 		}
-		if err != nil {
-			return runtimeError(fmt.Errorf("reading standard input: %w", err))
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if c.Format == "text" {
 		fmt.Fprintf(c.env.stdout, "%d lines: %d matched, %d ignored, %d did not match\n", lines, matched, ignored, lines-matched-ignored)
