@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,13 +32,15 @@ type Counter struct {
 	retry  int
 	period int64 // nanoseconds
 	max    int
-	stride int // match times kept per key: retry-1
+	stride int // match times kept per key at most: retry-1
+	slab   int // stride when the times live in the slab, 0 when each entry has its own slice
 
 	entries []counterEntry
-	times   []int64  // the match times of entries[i] are times[i*stride : i*stride+n], ascending
-	keys    []byte   // arena of key bytes
-	dead    int      // arena bytes of removed keys
-	table   []uint64 // slots: hash<<32 | entry index+1, 0 when empty; len is a power of two
+	times   []int64   // slab: the match times of entries[i] are times[i*slab : i*slab+n], ascending
+	over    [][]int64 // no slab (a large retry): the match times of entries[i], grown as they come
+	keys    []byte    // arena of key bytes
+	dead    int       // arena bytes of removed keys
+	table   []uint64  // slots: hash<<32 | entry index+1, 0 when empty; len is a power of two
 	live    int
 	head    int32 // most recently matched; -1 when empty
 	tail    int32 // least recently matched
@@ -61,6 +64,12 @@ type counterEntry struct {
 
 const minTable = 8
 
+// maxSlab is the largest retry-1 whose match times are preallocated in the
+// slab. A larger retry (a filter meant to count for a long time, or never
+// to trigger) would reserve memory for matches that mostly never come, so
+// each key's times grow with its matches instead.
+const maxSlab = 32
+
 // NewCounter returns a counter that triggers when a key has retry matches
 // no older than period, tracking at most maxKeys keys (≤ 0: unlimited).
 // With retry ≤ 1 every match triggers and nothing is tracked.
@@ -68,6 +77,9 @@ func NewCounter(retry int, period time.Duration, maxKeys int) *Counter {
 	c := &Counter{retry: retry, period: int64(period), max: maxKeys, head: -1, tail: -1, free: -1}
 	if retry > 1 {
 		c.stride = retry - 1
+		if c.stride <= maxSlab {
+			c.slab = c.stride
+		}
 		c.table = newTable(minTable)
 	}
 	return c
@@ -95,7 +107,7 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 	c.expire(now, 2) // amortized: memory follows live keys even without sweeps
 	i := c.touch(key)
 	e := &c.entries[i]
-	ts := c.times[int(i)*c.stride : int(i)*c.stride+int(e.n)]
+	ts := c.timesOf(i)
 	cut := now - c.period
 	k := 0
 	for k < len(ts) && ts[k] < cut {
@@ -112,14 +124,13 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 		return true
 	}
 	// Keep times sorted; out-of-order matches (a restored or late line) are rare.
-	ts = ts[:e.n+1]
+	ts = c.extend(i, ts)
 	j := len(ts) - 1
 	for j > 0 && ts[j-1] > now {
 		ts[j] = ts[j-1]
 		j--
 	}
 	ts[j] = now
-	e.n++
 	return false
 }
 
@@ -157,13 +168,11 @@ func (c *Counter) Restore(key string, times []time.Time, now time.Time) int {
 	if len(kept) == 0 {
 		return 0
 	}
-	sortInt64(kept)
+	slices.Sort(kept)
 	if len(kept) > c.stride {
 		kept = kept[len(kept)-c.stride:]
 	}
-	i := c.touch(key)
-	copy(c.times[int(i)*c.stride:], kept)
-	c.entries[i].n = int32(len(kept))
+	c.setTimes(c.touch(key), kept)
 	return len(kept)
 }
 
@@ -180,9 +189,8 @@ func (c *Counter) Count(key string, now time.Time) int {
 }
 
 func (c *Counter) count(i int32, now int64) int {
-	e := &c.entries[i]
 	n := 0
-	for _, t := range c.times[int(i)*c.stride : int(i)*c.stride+int(e.n)] {
+	for _, t := range c.timesOf(i) {
 		if t >= now-c.period {
 			n++
 		}
@@ -210,9 +218,8 @@ func (c *Counter) Times(key string, now time.Time) []time.Time {
 	if i < 0 {
 		return nil
 	}
-	e := &c.entries[i]
 	var out []time.Time
-	for _, t := range c.times[int(i)*c.stride : int(i)*c.stride+int(e.n)] {
+	for _, t := range c.timesOf(i) {
 		if t >= now.UnixNano()-c.period {
 			out = append(out, time.Unix(0, t))
 		}
@@ -262,8 +269,7 @@ func (c *Counter) expire(now int64, limit int) int {
 	n := 0
 	for c.tail >= 0 && n != limit {
 		i := c.tail
-		e := &c.entries[i]
-		if e.n > 0 && c.times[int(i)*c.stride+int(e.n)-1] >= cut {
+		if ts := c.timesOf(i); len(ts) > 0 && ts[len(ts)-1] >= cut {
 			break
 		}
 		var key string
@@ -325,7 +331,11 @@ func (c *Counter) alloc(key string, h uint32) int32 {
 	} else {
 		i = int32(len(c.entries))
 		c.entries = append(c.entries, counterEntry{})
-		c.times = append(c.times, make([]int64, c.stride)...)
+		if c.slab > 0 {
+			c.times = append(c.times, make([]int64, c.slab)...)
+		} else {
+			c.over = append(c.over, nil)
+		}
 	}
 	c.entries[i] = counterEntry{hash: h, off: uint32(len(c.keys)), klen: uint32(len(key)), prev: -1, next: -1}
 	c.keys = append(c.keys, key...)
@@ -374,6 +384,9 @@ func (c *Counter) remove(i int32) {
 		}
 	}
 	c.dead += int(e.klen)
+	if c.slab == 0 {
+		c.over[i] = nil
+	}
 	*e = counterEntry{prev: -1, next: c.free}
 	c.free = i
 	c.live--
@@ -434,25 +447,54 @@ func (c *Counter) compact() {
 	}
 	c.table = newTable(size)
 	c.entries = make([]counterEntry, 0, old.live)
-	c.times = make([]int64, 0, old.live*c.stride)
+	c.times = make([]int64, 0, old.live*c.slab)
+	if c.slab == 0 {
+		c.over = make([][]int64, 0, old.live)
+	}
 	c.keys = make([]byte, 0, len(old.keys)-old.dead)
 	c.dead, c.live = 0, 0
 	c.head, c.tail, c.free = -1, -1, -1
 	for i := old.tail; i >= 0; i = old.entries[i].prev {
 		e := old.entries[i]
 		j := c.alloc(bytesString(old.keys[e.off:e.off+e.klen]), e.hash)
-		copy(c.times[int(j)*c.stride:], old.times[int(i)*c.stride:int(i)*c.stride+int(e.n)])
-		c.entries[j].n = e.n
+		c.setTimes(j, old.timesOf(i))
 		c.pushFront(j)
 	}
 }
 
-func sortInt64(s []int64) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j-1] > s[j]; j-- {
-			s[j-1], s[j] = s[j], s[j-1]
-		}
+// timesOf returns the match times of entry i, oldest first.
+func (c *Counter) timesOf(i int32) []int64 {
+	n := int(c.entries[i].n)
+	if c.slab > 0 {
+		b := int(i) * c.slab
+		return c.times[b : b+n : b+c.slab]
 	}
+	return c.over[i][:n]
+}
+
+// extend returns ts, the times of entry i, one longer (the new last
+// element is for the caller to set) and counts it in the entry. The entry
+// holds fewer than stride times.
+func (c *Counter) extend(i int32, ts []int64) []int64 {
+	if c.slab > 0 {
+		ts = ts[:len(ts)+1]
+	} else {
+		ts = append(ts, 0)
+		c.over[i] = ts
+	}
+	c.entries[i].n++
+	return ts
+}
+
+// setTimes replaces the match times of entry i with ts (ascending, at most
+// stride of them).
+func (c *Counter) setTimes(i int32, ts []int64) {
+	if c.slab > 0 {
+		copy(c.times[int(i)*c.slab:], ts)
+	} else {
+		c.over[i] = append(c.over[i][:0], ts...)
+	}
+	c.entries[i].n = int32(len(ts))
 }
 
 // Keys. A key is the tuple of a filter's captured values, encoded without

@@ -233,7 +233,7 @@ func (m *counterModel) forget(key string) {
 
 func TestCounterDifferential(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, cfg := range []struct{ retry, max, keys, ops int }{{4, 50, 200, 200_000}, {2, 7, 20, 50_000}, {6, 1000, 3000, 30_000}, {3, 1, 5, 10_000}} {
+	for _, cfg := range []struct{ retry, max, keys, ops int }{{4, 50, 200, 200_000}, {2, 7, 20, 50_000}, {6, 1000, 3000, 30_000}, {3, 1, 5, 10_000}, {maxSlab + 8, 30, 60, 100_000}} {
 		c := NewCounter(cfg.retry, 1000*time.Hour, cfg.max)
 		m := &counterModel{retry: cfg.retry, max: cfg.max, times: map[string][]int64{}}
 		now := tStart
@@ -265,6 +265,48 @@ func TestCounterDifferential(t *testing.T) {
 		if !slices.Equal(order, m.lru) {
 			t.Fatalf("%+v: LRU order differs", cfg)
 		}
+	}
+}
+
+// A filter whose retry is never meant to be reached (counting only) must
+// not reserve room for retry-1 match times per key: memory follows the
+// matches that come, and compaction keeps them.
+func TestCounterLargeRetry(t *testing.T) {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	c := NewCounter(100_000_000, time.Hour, 0)
+	const keys = 5000
+	for round := range 3 {
+		for i := range keys {
+			if c.Add(fmt.Sprint(i), tStart.Add(time.Duration(i*3+round)*time.Second)) {
+				t.Fatalf("key %d triggered at match %d of 100,000,000", i, round+1)
+			}
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 8<<20 {
+		t.Fatalf("%d keys with 3 matches took %d bytes", keys, grown)
+	}
+	// Keys ≥ 4000 are still inside the window: compaction keeps their times.
+	now := tStart.Add(time.Hour + 4000*3*time.Second)
+	if n := c.Expire(now); n != 4000 {
+		t.Fatalf("Expire dropped %d keys, want 4000", n)
+	}
+	if len(c.entries) != keys-4000 {
+		t.Fatalf("not compacted: %d entries for %d keys", len(c.entries), c.Len())
+	}
+	if got := c.Count("4500", now); got != 3 {
+		t.Fatalf("4500 counts %d after compaction, want 3", got)
+	}
+	c.Restore("r", []time.Time{now.Add(-2 * time.Second), now.Add(-time.Second), now.Add(-3 * time.Second)}, now)
+	if got := c.Times("r", now); len(got) != 3 || !got[0].Equal(now.Add(-3*time.Second)) {
+		t.Fatalf("restored times %v", got)
+	}
+	small := NewCounter(5, time.Hour, 0)
+	if small.slab != 4 || c.slab != 0 {
+		t.Fatalf("slab %d for retry 5, %d for retry 100,000,000", small.slab, c.slab)
 	}
 }
 
