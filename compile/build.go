@@ -13,6 +13,7 @@ import (
 
 	"reaction/compile/literal"
 	"reaction/graph"
+	"reaction/graph/rx"
 )
 
 // builder compiles a merged configSpec into a graph and a normalized
@@ -504,7 +505,7 @@ func (b *builder) regexes(stream, filter string, list []str) (x *graph.Extract, 
 			b.d.add(fr.src.at, "%s", regexError(err))
 			continue
 		}
-		gr := &graph.Regex{Source: fr.src.v, Expanded: expanded, Re: re}
+		gr := &graph.Regex{Source: fr.src.v, Expanded: expanded, Re: re, Prog: rx.Compile(re)}
 		for k, rf := range fr.refs {
 			if i, ok := idx[rf.name]; ok {
 				gr.Captures = append(gr.Captures, graph.Capture{Pattern: i, Group: groups[k]})

@@ -13,14 +13,20 @@ package graph
 // This is the one definition of what a filter captures: the runtime, the
 // inline tests and test-regex all call it.
 func (x *Extract) Match(line []byte) (values []string, which int, matched bool, reason Reason) {
+	var buf [16]int
 	for i, r := range x.Regexes {
 		if len(r.Captures) == 0 {
-			if r.Re.Match(line) {
+			if r.Prog != nil && r.Prog.Match(line) || r.Prog == nil && r.Re.Match(line) {
 				return nil, i, true, ReasonOK
 			}
 			continue
 		}
-		loc := r.Re.FindSubmatchIndex(line)
+		var loc []int
+		if r.Prog != nil {
+			loc = r.Prog.FindSubmatchIndex(line, buf[:0])
+		} else {
+			loc = r.Re.FindSubmatchIndex(line)
+		}
 		if loc == nil {
 			continue
 		}

@@ -4,7 +4,8 @@
 // carry a bounded capacity.
 //
 // The package is pure data: it starts no goroutine, opens no file and reads
-// no configuration. It imports only the standard library. compile builds a
+// no configuration. It imports only the standard library and its own leaf
+// package rx (the regex matcher of the hot path). compile builds a
 // Graph, stages runs one, cmd renders one.
 package graph
 
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"reaction/graph/rx"
 )
 
 // Kind is the kind of a node. The set is closed.
@@ -134,6 +137,7 @@ type Regex struct {
 	Source   string         // as written in the configuration
 	Expanded string         // with every <name> replaced by its pattern's capture group
 	Re       *regexp.Regexp `json:"-"`
+	Prog     *rx.Program    `json:"-"` // Re for the hot path; nil: Re alone
 	Captures []Capture      // the capture group of each pattern in this regex
 }
 
