@@ -267,7 +267,7 @@ func (b *builder) stream(g *graph.Graph, cfg *Config, ss *streamSpec) {
 		BackoffMin: graph.DefaultBackoffMin,
 		BackoffMax: graph.DefaultBackoffMax,
 	}
-	pf := &graph.Prefilter{Stream: ss.name}
+	pf := &graph.Prefilter{Stream: ss.name, Workers: graph.DefaultWorkers}
 	ns := &Stream{Cmd: ss.cmd.v.args, Filters: map[string]*Filter{}}
 	var nodes []*graph.Node
 	for _, name := range sortedKeys(ss.filters) {

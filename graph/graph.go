@@ -44,6 +44,7 @@ const (
 	DefaultBatchSize   = 128      // lines per batch on the source → prefilter edge
 	DefaultLineQueue   = 64       // batches buffered between source and prefilter
 	DefaultMatchQueue  = 64       // match batches buffered towards each counter shard
+	DefaultWorkers     = 2        // goroutines prefiltering and extracting each stream's lines
 	DefaultEventQueue  = 1024     // triggers buffered towards the scheduler
 	DefaultJobQueue    = 1024     // jobs buffered towards the executor
 	DefaultMaxKeys     = 1 << 20  // tracked keys per filter before the oldest is evicted
@@ -112,6 +113,11 @@ type Source struct {
 type Prefilter struct {
 	Stream  string
 	Filters []FilterLiterals // one per filter of the stream, in filter order
+	// Workers is how many goroutines take the stream's line batches and
+	// run the prefilter and the extracts on them, in parallel (≤ 1: one).
+	// Batches are then counted in an order that may differ from the
+	// stream's; the counters keep their match times sorted.
+	Workers int
 }
 
 // FilterLiterals lists, for one filter, the literals a line must contain

@@ -116,7 +116,7 @@ func testGraph(t testing.TB) *Graph {
 			Stream: s.name, Cmd: s.cmd, MaxLine: DefaultMaxLine, BatchSize: DefaultBatchSize,
 			BackoffMin: DefaultBackoffMin, BackoffMax: DefaultBackoffMax,
 		}})
-		pf := &Prefilter{Stream: s.name}
+		pf := &Prefilter{Stream: s.name, Workers: DefaultWorkers}
 		g.Add(&Node{ID: PrefilterID(s.name), Kind: KindPrefilter, Prefilter: pf})
 		g.Connect(SourceID(s.name), PrefilterID(s.name), DefaultLineQueue, "batches of 128 lines")
 		for _, f := range s.filters {

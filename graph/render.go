@@ -60,7 +60,8 @@ package graph
 //	           "backoff_min": "1s", "backoff_max": "1m0s"
 //	prefilter: "filters": [{"filter": "failedlogin",
 //	                        "always": false,       // true: no literal provable, every line passes
-//	                        "any_of": ["Failed password", ...]}]  // a line passes if it contains one
+//	                        "any_of": ["Failed password", ...]}], // a line passes if it contains one
+//	           "workers": 2                // goroutines running prefilter and extracts
 //	extract:   "regexes": [{"source": "... <ip> ...",           // as written
 //	                        "expanded": "... (...) ...",         // as compiled
 //	                        "captures": [{"pattern": "ip", "group": 1}]}],
@@ -413,6 +414,7 @@ func (v *view) label(n *Node) []string {
 				lines = append(lines, fl.Filter+": "+quoteList(fl.AnyOf))
 			}
 		}
+		lines = append(lines, plural(max(1, n.Prefilter.Workers), "worker"))
 	case n.Extract != nil:
 		for _, r := range n.Extract.Regexes {
 			lines = append(lines, r.Source)

@@ -43,6 +43,7 @@ type jsonSource struct {
 
 type jsonPrefilter struct {
 	Filters []jsonFilterLiterals `json:"filters"`
+	Workers int                  `json:"workers"`
 }
 
 type jsonFilterLiterals struct {
@@ -158,7 +159,7 @@ func (v *view) jsonNodeOf(n *Node) jsonNode {
 			BackoffMax: s.BackoffMax.String(),
 		}
 	case n.Prefilter != nil:
-		p := &jsonPrefilter{Filters: []jsonFilterLiterals{}}
+		p := &jsonPrefilter{Filters: []jsonFilterLiterals{}, Workers: max(1, n.Prefilter.Workers)}
 		for _, fl := range n.Prefilter.Filters {
 			p.Filters = append(p.Filters, jsonFilterLiterals{Filter: fl.Filter, Always: fl.Always, AnyOf: list(fl.AnyOf)})
 		}

@@ -182,7 +182,7 @@ func TestRenderJSONSchema(t *testing.T) {
 	}
 	keys := map[Kind][]string{
 		KindSource:    {"id", "kind", "stream", "cmd", "max_line", "batch_size", "backoff_min", "backoff_max"},
-		KindPrefilter: {"id", "kind", "stream", "filters"},
+		KindPrefilter: {"id", "kind", "stream", "filters", "workers"},
 		KindExtract:   {"id", "kind", "stream", "filter", "regexes", "patterns", "tests"},
 		KindCounter:   {"id", "kind", "stream", "filter", "retry", "retryperiod", "shards", "max_keys"},
 		KindScheduler: {"id", "kind", "stream", "filter", "duplicates", "key", "actions"},

@@ -153,7 +153,7 @@ func nodeRows(n *Node) []row {
 				rows = append(rows, kv(visible(fl.Filter), literalLines(fl.AnyOf)...))
 			}
 		}
-		return rows
+		return append(rows, kv("workers", plural(max(1, n.Prefilter.Workers), "goroutine")+" (prefilter and extract)"))
 	case n.Extract != nil:
 		return extractRows(n.Extract)
 	case n.Counter != nil:

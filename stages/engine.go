@@ -279,11 +279,13 @@ func (e *Engine) Run(ctx context.Context) error {
 					fail(fmt.Errorf("stream %s: %w", st.name, err))
 				}
 			}()
-			matchWG.Add(1)
-			go func() {
-				defer matchWG.Done()
-				_ = e.match(pipeCtx, st, batches)
-			}()
+			for range max(1, st.prefilter.Workers) {
+				matchWG.Add(1)
+				go func() {
+					defer matchWG.Done()
+					_ = e.match(pipeCtx, st, batches)
+				}()
+			}
 		}
 	}
 	close(e.ready)
@@ -330,7 +332,8 @@ func (e *Engine) Run(ctx context.Context) error {
 // stage: from then on Show, Flush and Trigger see the restored state.
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
 
-// match is a stream's matcher: for each line, the prefilter's candidate
+// match is one of a stream's matchers (graph.Prefilter.Workers of them
+// share the stream's batches): for each line, the prefilter's candidate
 // filters are tried in order; each counted match goes, with its encoded
 // key, into the batch of the key's shard. Batches are sent when full and
 // whenever the source has nothing more buffered, so a quiet log never
