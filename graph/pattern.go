@@ -138,24 +138,41 @@ func (p *Pattern) mask(addr netip.Addr) (netip.Prefix, bool) {
 // returns the value to count, or a non-empty Reason naming the rule that
 // dropped it.
 func (p *Pattern) Check(raw string) (string, Reason) {
-	v, err := p.Normalize(raw)
+	if !p.Type.IsIP() {
+		v, err := p.Normalize(raw)
+		if err != nil {
+			return "", Reason("invalid " + string(p.Type) + " value for <" + p.Name + ">")
+		}
+		if _, ok := p.ignore[v]; ok {
+			return "", Reason("ignored by patterns." + p.Name + ".ignore: " + v)
+		}
+		for i, re := range p.ignoreRegex {
+			if re.MatchString(v) {
+				return "", Reason("ignored by patterns." + p.Name + ".ignoreregex: " + p.IgnoreRegex[i])
+			}
+		}
+		return v, ReasonOK
+	}
+	// The hot path of every match: parse once, and keep raw when it is
+	// already the canonical form (nearly always), allocating nothing.
+	addr, err := p.addr(raw)
 	if err != nil {
 		return "", Reason("invalid " + string(p.Type) + " value for <" + p.Name + ">")
+	}
+	plain := canonical(addr, raw)
+	v := plain
+	if pfx, ok := p.mask(addr); ok {
+		v = pfx.String()
 	}
 	if _, ok := p.ignore[v]; ok {
 		return "", Reason("ignored by patterns." + p.Name + ".ignore: " + v)
 	}
-	plain := v
-	if p.Type.IsIP() {
-		addr, _ := p.addr(raw)
-		plain = addr.String()
-		if _, ok := p.ignore[plain]; ok {
-			return "", Reason("ignored by patterns." + p.Name + ".ignore: " + plain)
-		}
-		for _, c := range p.IgnoreCIDR {
-			if c.Contains(addr) {
-				return "", Reason("ignored by patterns." + p.Name + ".ignorecidr: " + c.String())
-			}
+	if _, ok := p.ignore[plain]; ok {
+		return "", Reason("ignored by patterns." + p.Name + ".ignore: " + plain)
+	}
+	for _, c := range p.IgnoreCIDR {
+		if c.Contains(addr) {
+			return "", Reason("ignored by patterns." + p.Name + ".ignorecidr: " + c.String())
 		}
 	}
 	for i, re := range p.ignoreRegex {
@@ -164,6 +181,17 @@ func (p *Pattern) Check(raw string) (string, Reason) {
 		}
 	}
 	return v, ReasonOK
+}
+
+// canonical returns addr.String(), which is raw itself when raw is
+// already written that way.
+func canonical(addr netip.Addr, raw string) string {
+	var buf [64]byte
+	b := addr.AppendTo(buf[:0])
+	if string(b) == raw {
+		return raw
+	}
+	return string(b)
 }
 
 // Family returns 4 or 6 for a normalized IP value (address or prefix), 0
