@@ -71,6 +71,11 @@ type inst struct {
 	// follow is a literal every match of next begins with, or nil: a rune
 	// loop tries only the positions where it occurs.
 	follow []byte
+	// possessive: a greedy rune loop whose class shares no rune with what
+	// next can start with. Giving back a rune cannot help next then (it
+	// would have to start with that rune), so only the longest count is
+	// tried, without recursion.
+	possessive bool
 }
 
 // class is a set of runes: a bitmap for ASCII, sorted ranges above.
@@ -137,6 +142,10 @@ func Compile(re *regexp.Regexp) *Program {
 	for i := range p.insts {
 		if in := &p.insts[i]; in.op == opRuneLoop {
 			in.follow = c.first(in.next)
+			if in.greedy {
+				s, ok := c.starts(in.next, 0)
+				in.possessive = ok && !s.overlaps(in.class)
+			}
 		}
 	}
 	return p
@@ -353,6 +362,73 @@ func (c *compiler) first(pc int) []byte {
 	return nil
 }
 
+// starts returns a class holding every rune a match starting at
+// instruction pc can begin with; a match that consumes nothing must reach
+// opMatch without any assertion. ok is false when that cannot be told.
+func (c *compiler) starts(pc, depth int) (set *class, ok bool) {
+	if depth > 16 {
+		return nil, false
+	}
+	in := &c.insts[pc]
+	switch in.op {
+	case opMatch:
+		return &class{}, true
+	case opLit:
+		r, _ := utf8.DecodeRune(in.lit)
+		return newClass([]rune{r, r}), true
+	case opRune:
+		return in.class, true
+	case opCapture:
+		return c.starts(in.next, depth+1)
+	case opRuneLoop:
+		if in.min > 0 {
+			return in.class, true
+		}
+		s, ok := c.starts(in.next, depth+1)
+		if !ok {
+			return nil, false
+		}
+		return s.union(in.class), true
+	case opAlt, opLoop:
+		alts := in.alts
+		if in.op == opLoop {
+			alts = []int{in.body, in.next}
+		}
+		u := &class{}
+		for _, a := range alts {
+			s, ok := c.starts(a, depth+1)
+			if !ok {
+				return nil, false
+			}
+			u = u.union(s)
+		}
+		return u, true
+	}
+	return nil, false
+}
+
+func (c *class) union(d *class) *class {
+	u := &class{ascii: [2]uint64{c.ascii[0] | d.ascii[0], c.ascii[1] | d.ascii[1]}}
+	u.wide = append(append(u.wide, c.wide...), d.wide...) // overlaps only reads pairs
+	u.nl = c.nl || d.nl
+	return u
+}
+
+// overlaps reports whether c and d share a rune.
+func (c *class) overlaps(d *class) bool {
+	if c.ascii[0]&d.ascii[0] != 0 || c.ascii[1]&d.ascii[1] != 0 {
+		return true
+	}
+	for i := 0; i < len(c.wide); i += 2 {
+		for j := 0; j < len(d.wide); j += 2 {
+			if c.wide[i] <= d.wide[j+1] && d.wide[j] <= c.wide[i+1] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // soleRune returns the only rune of c, if it has exactly one.
 func soleRune(c *class) (rune, bool) {
 	var found rune = -1
@@ -382,7 +458,7 @@ func soleRune(c *class) (rune, bool) {
 // match of b and its submatches as index pairs, -1 for a group that took
 // no part, or nil. The result is appended to dst[:0].
 func (p *Program) FindSubmatchIndex(b []byte, dst []int) []int {
-	if p.insts == nil {
+	if p.insts == nil || len(b) > maxInput {
 		return p.slow(b, dst)
 	}
 	m := machine{p: p, in: b, budget: 1024 + 32*len(b)}
@@ -405,7 +481,7 @@ func (p *Program) slow(b []byte, dst []int) []int {
 
 // Match is regexp.Regexp.Match.
 func (p *Program) Match(b []byte) bool {
-	if p.insts == nil {
+	if p.insts == nil || len(b) > maxInput {
 		return p.re.Match(b)
 	}
 	m := machine{p: p, in: b, budget: 1024 + 32*len(b)}
@@ -429,11 +505,28 @@ type machine struct {
 	budget int // steps left; below 0 the search is abandoned
 	caps   [maxSlots]int
 	sp     int
-	stack  [64]int // positions of rune loops being backtracked
+	stack  [24]int32 // positions of rune loops being backtracked
+	tp     int
+	trail  [24]undo // captures to undo when the path that set them fails
+}
+
+// Positions on the stack and the trail are int32 to keep the machine small
+// (it is zeroed on every search); longer inputs go to the standard library.
+const maxInput = 1<<31 - 1
+
+type undo struct{ slot, old int32 }
+
+// rewind undoes the captures set since the trail was at height h.
+func (m *machine) rewind(h int) {
+	for m.tp > h {
+		m.tp--
+		u := m.trail[m.tp]
+		m.caps[u.slot] = int(u.old)
+	}
 }
 
 // maxSlots bounds the submatch slots a Program handles itself.
-const maxSlots = 2 * 16
+const maxSlots = 2 * 8
 
 // push puts a position on the stack, abandoning the search when it is full.
 func (m *machine) push(pos int) {
@@ -441,7 +534,7 @@ func (m *machine) push(pos int) {
 		m.budget = -1
 		return
 	}
-	m.stack[m.sp] = pos
+	m.stack[m.sp] = int32(pos)
 	m.sp++
 }
 
@@ -458,6 +551,7 @@ func (m *machine) search() bool {
 		for i := range m.p.slots {
 			m.caps[i] = -1
 		}
+		m.tp = 0
 		if m.run(p.start, pos) {
 			m.caps[0], m.caps[1] = pos, m.end
 			return true
@@ -512,15 +606,18 @@ func (m *machine) run(pc, pos int) bool {
 			pos += w
 			pc = i.next
 		case opCapture:
-			old := m.caps[i.slot]
-			m.caps[i.slot] = pos
-			if m.run(i.next, pos) {
-				return true
+			// Recorded on the trail: a choice point that fails rewinds it.
+			if m.tp == len(m.trail) {
+				m.budget = -1
+				return false
 			}
-			m.caps[i.slot] = old
-			return false
+			m.trail[m.tp] = undo{int32(i.slot), int32(m.caps[i.slot])}
+			m.tp++
+			m.caps[i.slot] = pos
+			pc = i.next
 		case opAlt:
 			last := len(i.alts) - 1
+			h := m.tp
 			for _, a := range i.alts[:last] {
 				if m.run(a, pos) {
 					return true
@@ -528,6 +625,7 @@ func (m *machine) run(pc, pos int) bool {
 				if m.budget < 0 {
 					return false
 				}
+				m.rewind(h)
 			}
 			pc = i.alts[last]
 		case opLoop:
@@ -535,15 +633,40 @@ func (m *machine) run(pc, pos int) bool {
 			if !i.greedy {
 				first, second = second, first
 			}
+			h := m.tp
 			if m.run(first, pos) {
 				return true
 			}
 			if m.budget < 0 {
 				return false
 			}
+			m.rewind(h)
 			pc = second
 		case opRuneLoop:
-			return m.runeLoop(i, pos)
+			if !i.possessive {
+				return m.runeLoop(i, pos)
+			}
+			n := 0
+			for n != i.max && pos < len(in) {
+				if c := in[pos]; c < utf8.RuneSelf {
+					if i.class.ascii[c>>6]&(1<<(c&63)) == 0 {
+						break
+					}
+					pos++
+				} else {
+					r, w := utf8.DecodeRune(in[pos:])
+					if !i.class.has(r) {
+						break
+					}
+					pos += w
+				}
+				n++
+			}
+			if n < i.min {
+				return false
+			}
+			m.budget -= n
+			pc = i.next
 		case opAssert:
 			if !m.holds(i.assert, pos) {
 				return false
@@ -557,6 +680,7 @@ func (m *machine) run(pc, pos int) bool {
 // the rest of the program, trying the counts in i's order of preference.
 func (m *machine) runeLoop(i *inst, pos int) bool {
 	in := m.in
+	h := m.tp
 	if !i.greedy {
 		for n := 0; ; n++ {
 			if n >= i.min && (i.follow == nil || bytes.HasPrefix(in[pos:], i.follow)) {
@@ -566,6 +690,7 @@ func (m *machine) runeLoop(i *inst, pos int) bool {
 				if m.budget < 0 {
 					return false
 				}
+				m.rewind(h)
 			}
 			if n == i.max {
 				return false
@@ -632,6 +757,7 @@ func (m *machine) runeLoop(i *inst, pos int) bool {
 			if m.budget < 0 {
 				return false
 			}
+			m.rewind(h)
 		}
 		return false
 	}
@@ -640,7 +766,7 @@ func (m *machine) runeLoop(i *inst, pos int) bool {
 	for k := n; k >= i.min; k-- {
 		at := end
 		if k < n {
-			at = m.stack[base+k]
+			at = int(m.stack[base+k])
 		}
 		if i.follow != nil && !bytes.HasPrefix(in[at:], i.follow) {
 			m.budget--
@@ -652,6 +778,7 @@ func (m *machine) runeLoop(i *inst, pos int) bool {
 		if m.budget < 0 {
 			return false
 		}
+		m.rewind(h)
 	}
 	return false
 }
@@ -664,6 +791,7 @@ func (m *machine) jumpBack(i *inst, lo, hi int) bool {
 	// Collect them with forward searches (vectorised, where LastIndex is
 	// not), then try them backwards.
 	f := i.follow
+	h := m.tp
 	base := m.sp
 	defer func() { m.sp = base }()
 	for lo <= hi-len(f) {
@@ -679,12 +807,13 @@ func (m *machine) jumpBack(i *inst, lo, hi int) bool {
 		return false
 	}
 	for k := m.sp - 1; k >= base; k-- {
-		if m.run(i.next, m.stack[k]) {
+		if m.run(i.next, int(m.stack[k])) {
 			return true
 		}
 		if m.budget < 0 {
 			return false
 		}
+		m.rewind(h)
 	}
 	return false
 }
