@@ -1,7 +1,6 @@
 package stages
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -42,7 +41,7 @@ type Source struct {
 }
 
 const (
-	readBufSize   = 64 << 10  // bufio buffer; longer lines are assembled in the batch
+	readBufSize   = 256 << 10 // read buffer; longer lines are assembled in the batch
 	maxBatchBytes = 256 << 10 // a batch holding this many bytes is sent even if not full
 )
 
@@ -138,6 +137,7 @@ func (s *Source) runOnce(ctx context.Context, out chan<- *Batch) error {
 		return fmt.Errorf("pipe: %w", err)
 	}
 	defer pr.Close()
+	growPipe(pr)
 	cmd := exec.Command(s.cfg.Cmd[0], s.cfg.Cmd[1:]...)
 	// One pipe for both streams: a line written in one write(2) of at
 	// most PIPE_BUF bytes never interleaves with the other stream.
@@ -206,19 +206,23 @@ func (s *Source) runOnce(ctx context.Context, out chan<- *Batch) error {
 
 // ReadLines is the source's synchronous core: it reads r until EOF and
 // sends the lines on out in batches of up to BatchSize lines. A partial
-// batch is sent as soon as r has no complete line buffered, so a quiet log
-// never holds a line back. Lines lose their trailing "\n" and "\r"; a line
-// longer than MaxLine is cut to its first MaxLine bytes and counted. It
-// returns nil at EOF, ctx.Err() when ctx is done, or r's error; pending
-// lines are sent in every case but cancellation.
+// batch is sent as soon as no complete line is left in the read buffer, so
+// a quiet log never holds a line back. Lines lose their trailing "\n" and
+// "\r"; a line longer than MaxLine is cut to its first MaxLine bytes and
+// counted. It returns nil at EOF, ctx.Err() when ctx is done, or r's error;
+// pending lines are sent in every case but cancellation.
+//
+// Each byte is scanned once: the search for a line's end is also what
+// tells whether another complete line is buffered.
 func (s *Source) ReadLines(ctx context.Context, r io.Reader, out chan<- *Batch) error {
-	br := bufio.NewReaderSize(r, readBufSize)
 	maxLine, batchSize := s.cfg.MaxLine, s.cfg.BatchSize
+	buf := make([]byte, readBufSize)
+	lo, hi := 0, 0 // buffered, not yet taken: buf[lo:hi]
 	var (
 		b       *Batch
-		inLine  bool // a line is being assembled in b.buf[start:]
+		inLine  bool // a line longer than buf is being assembled in b.buf[start:]
 		start   int
-		dropped bool // bytes of the current line were discarded
+		dropped bool // bytes of that line were discarded
 	)
 	send := func() error {
 		n := uint64(len(b.Lines))
@@ -239,70 +243,98 @@ func (s *Source) ReadLines(ctx context.Context, r io.Reader, out chan<- *Batch) 
 			return ctx.Err()
 		}
 	}
-	for {
-		frag, err := br.ReadSlice('\n')
-		complete := err == nil // frag ends with '\n'
-		if complete {
-			frag = frag[:len(frag)-1]
-		}
-		if !inLine && (len(frag) > 0 || complete) {
+	// add appends frag to the line being assembled, keeping up to
+	// MaxLine+1 bytes: one more than allowed tells a line of exactly
+	// MaxLine bytes plus "\r" from a longer one.
+	add := func(frag []byte) {
+		if !inLine {
 			if b == nil {
 				b = GetBatch()
 				b.Time = s.clock.Now()
 			}
 			inLine, start, dropped = true, len(b.buf), false
 		}
-		if inLine {
-			// Keep up to MaxLine+1 bytes: one more than allowed tells a
-			// line of exactly MaxLine bytes plus "\r" from a longer one.
-			if room := maxLine + 1 - (len(b.buf) - start); len(frag) > room {
-				frag = frag[:max(room, 0)]
-				dropped = true
-			}
-			b.buf = append(b.buf, frag...)
+		if room := maxLine + 1 - (len(b.buf) - start); len(frag) > room {
+			frag = frag[:max(room, 0)]
+			dropped = true
 		}
-		if inLine && (complete || (err != nil && err != bufio.ErrBufferFull)) {
-			line := b.buf[start:]
-			if !dropped && len(line) > 0 && line[len(line)-1] == '\r' {
-				line = line[:len(line)-1]
+		b.buf = append(b.buf, frag...)
+	}
+	// end completes the line being assembled and sends the batch when it
+	// is full.
+	end := func() error {
+		line := b.buf[start:]
+		if !dropped && len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		if dropped || len(line) > maxLine {
+			line = line[:maxLine]
+			s.stats.Cut.Add(1)
+		}
+		b.buf = b.buf[:start+len(line)]
+		b.Lines = append(b.Lines, line[:len(line):len(line)])
+		inLine = false
+		if len(b.Lines) >= batchSize || len(b.buf) >= maxBatchBytes {
+			return send()
+		}
+		return nil
+	}
+	var rerr error
+	for {
+		for {
+			i := bytes.IndexByte(buf[lo:hi], '\n')
+			if i < 0 {
+				break
 			}
-			if dropped || len(line) > maxLine {
-				line = line[:maxLine]
-				s.stats.Cut.Add(1)
+			add(buf[lo : lo+i])
+			lo += i + 1
+			if err := end(); err != nil {
+				return err
 			}
-			b.buf = b.buf[:start+len(line)]
-			b.Lines = append(b.Lines, line[:len(line):len(line)])
-			inLine = false
-			if len(b.Lines) >= batchSize || len(b.buf) >= maxBatchBytes || !lineBuffered(br) {
+		}
+		if rerr != nil {
+			if lo < hi || inLine {
+				add(buf[lo:hi]) // the last line, without "\n"
+				if err := end(); err != nil {
+					return err
+				}
+			}
+			if b != nil {
 				if err := send(); err != nil {
 					return err
 				}
 			}
-		}
-		if err != nil {
-			if err == bufio.ErrBufferFull {
-				continue
-			}
-			if b != nil {
-				if serr := send(); serr != nil {
-					return serr
-				}
-			}
-			if errors.Is(err, io.EOF) {
+			if errors.Is(rerr, io.EOF) {
 				return nil
 			}
-			return err
+			return rerr
+		}
+		if b != nil && !inLine && len(b.Lines) > 0 {
+			// Nothing complete is buffered: send before a read that may block.
+			if err := send(); err != nil {
+				return err
+			}
+		}
+		if lo > 0 {
+			hi = copy(buf, buf[lo:hi])
+			lo = 0
+		}
+		if hi == len(buf) {
+			// A line longer than the buffer: assemble it in the batch.
+			if b != nil && !inLine && len(b.Lines) > 0 {
+				if err := send(); err != nil {
+					return err
+				}
+			}
+			add(buf[:hi])
+			hi = 0
+		}
+		n, err := r.Read(buf[hi:])
+		hi += n
+		if err != nil {
+			rerr = err
+		} else if n == 0 && ctx.Err() != nil {
+			return ctx.Err()
 		}
 	}
-}
-
-// lineBuffered reports whether br holds a complete line, which can be read
-// without blocking.
-func lineBuffered(br *bufio.Reader) bool {
-	n := br.Buffered()
-	if n == 0 {
-		return false
-	}
-	buf, _ := br.Peek(n)
-	return bytes.IndexByte(buf, '\n') >= 0
 }

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package stages
+
+import "os"
+
+func growPipe(*os.File) {}
