@@ -517,13 +517,16 @@ func (b *builder) regexes(stream, filter string, list []str) (x *graph.Extract, 
 		parsed, err := syntax.Parse(expanded, syntax.Perl)
 		if err != nil {
 			lits.Always = true
+			lits.Regexes = append(lits.Regexes, nil)
 			continue
 		}
 		req, ok := literal.Required(parsed.Simplify())
 		if !ok {
 			lits.Always = true
+			lits.Regexes = append(lits.Regexes, nil)
 			continue
 		}
+		lits.Regexes = append(lits.Regexes, req)
 		for _, l := range req {
 			anyOf[l] = true
 		}

@@ -13,8 +13,21 @@ package graph
 // This is the one definition of what a filter captures: the runtime, the
 // inline tests and test-regex all call it.
 func (x *Extract) Match(line []byte) (values []string, which int, matched bool, reason Reason) {
+	return x.MatchSome(line, AllRegexes)
+}
+
+// AllRegexes is the mask of MatchSome that tries every regex.
+const AllRegexes = ^uint64(0)
+
+// MatchSome is Match trying only the regexes whose bit is set in mask
+// (regex i is bit i; regexes from the 64th on are always tried). The
+// prefilter knows which regexes' literals a line lacks: those cannot match.
+func (x *Extract) MatchSome(line []byte, mask uint64) (values []string, which int, matched bool, reason Reason) {
 	var buf [16]int
 	for i, r := range x.Regexes {
+		if i < 64 && mask&(1<<i) == 0 {
+			continue
+		}
 		if len(r.Captures) == 0 {
 			if r.Prog != nil && r.Prog.Match(line) || r.Prog == nil && r.Re.Match(line) {
 				return nil, i, true, ReasonOK

@@ -128,6 +128,11 @@ type FilterLiterals struct {
 	Filter string
 	Always bool
 	AnyOf  []string
+	// Regexes holds, for each regex of the filter, the literals one of
+	// which every match of that regex contains (nil: none provable, the
+	// regex is always tried). AnyOf is their union. The prefilter uses
+	// them to try only the regexes whose literal is in the line.
+	Regexes [][]string `json:"-"`
 }
 
 // Extract applies a filter's regexes and turns captures into a key.

@@ -355,6 +355,7 @@ func (e *Engine) match(ctx context.Context, st *streamRT, in <-chan *Batch) erro
 	}
 	counts := make([][3]uint64, len(st.filters)) // matched, ignored, nomatch
 	var cands []int
+	var masks []uint64
 	var scratch []byte
 	for {
 		var b *Batch
@@ -369,13 +370,13 @@ func (e *Engine) match(ctx context.Context, st *streamRT, in <-chan *Batch) erro
 		}
 		var passed uint64
 		for _, line := range b.Lines {
-			cands = pf.Candidates(line, cands[:0])
+			cands, masks = pf.CandidateRegexes(line, cands[:0], masks[:0])
 			if len(cands) > 0 {
 				passed++
 			}
-			for _, ci := range cands {
+			for k, ci := range cands {
 				f := st.filters[ci]
-				values, _, matched, reason := f.extract.Match(line)
+				values, _, matched, reason := f.extract.MatchSome(line, masks[k])
 				switch {
 				case !matched:
 					counts[ci][2]++

@@ -23,9 +23,14 @@ type Prefilter struct {
 	seen   []uint64 // per-line scratch: filters passed so far
 
 	// lits are the distinct literals; litFilters[i] the filters literal
-	// i lets through.
+	// i lets through, and litRegexes[i][k] the regexes of litFilters[i][k]
+	// it lets through (bit j: regex j).
 	lits       [][]byte
 	litFilters [][]int32
+	litRegexes [][]uint64
+
+	base  []uint64 // per filter: the regexes tried whenever it passes
+	masks []uint64 // per-line scratch: regexes of each filter passed so far
 
 	// loop lists the literals searched one by one with bytes.Contains:
 	// all of them when there are few, else those too short for skip.
@@ -44,12 +49,35 @@ func NewPrefilter(p *graph.Prefilter) *Prefilter {
 		filters: p.Filters,
 		always:  make([]uint64, words),
 		seen:    make([]uint64, words),
+		base:    make([]uint64, len(p.Filters)),
+		masks:   make([]uint64, len(p.Filters)),
 	}
 	index := map[string]int32{}
 	for f, fl := range p.Filters {
 		if fl.Always || len(fl.AnyOf) == 0 || slices.Contains(fl.AnyOf, "") {
 			pf.always[f/64] |= 1 << (f % 64)
+			pf.base[f] = graph.AllRegexes
 			continue
+		}
+		// Which regexes each literal lets through: those whose own
+		// literals include it. Without per-regex literals, or for a regex
+		// that has none, every regex.
+		regexesOf := func(l string) uint64 {
+			if len(fl.Regexes) == 0 {
+				return graph.AllRegexes
+			}
+			var bits uint64
+			for j, req := range fl.Regexes[:min(len(fl.Regexes), 64)] {
+				if slices.Contains(req, l) {
+					bits |= 1 << j
+				}
+			}
+			return bits // regexes from the 64th on are always tried
+		}
+		for j, req := range fl.Regexes[:min(len(fl.Regexes), 64)] {
+			if len(req) == 0 {
+				pf.base[f] |= 1 << j
+			}
 		}
 		for _, l := range fl.AnyOf {
 			i, ok := index[l]
@@ -58,9 +86,11 @@ func NewPrefilter(p *graph.Prefilter) *Prefilter {
 				index[l] = i
 				pf.lits = append(pf.lits, []byte(l))
 				pf.litFilters = append(pf.litFilters, nil)
+				pf.litRegexes = append(pf.litRegexes, nil)
 			}
 			if fs := pf.litFilters[i]; len(fs) == 0 || fs[len(fs)-1] != int32(f) {
 				pf.litFilters[i] = append(fs, int32(f))
+				pf.litRegexes[i] = append(pf.litRegexes[i], regexesOf(l))
 			}
 		}
 	}
@@ -82,14 +112,26 @@ func NewPrefilter(p *graph.Prefilter) *Prefilter {
 // Filters) of the filters that may match line, in increasing order. It
 // does not allocate beyond growing dst.
 func (p *Prefilter) Candidates(line []byte, dst []int) []int {
+	dst, _ = p.candidates(line, dst, nil, false)
+	return dst
+}
+
+// CandidateRegexes is Candidates that also appends to masks, for each
+// candidate filter, the regexes of it that may match (a mask for
+// graph.Extract.MatchSome): those whose required literal is in the line.
+func (p *Prefilter) CandidateRegexes(line []byte, dst []int, masks []uint64) ([]int, []uint64) {
+	return p.candidates(line, dst, masks, true)
+}
+
+func (p *Prefilter) candidates(line []byte, dst []int, masks []uint64, withMasks bool) ([]int, []uint64) {
 	seen := p.seen
 	for _, i := range p.loop {
 		fs := p.litFilters[i]
-		if len(fs) == 1 && seen[fs[0]/64]&(1<<(fs[0]%64)) != 0 {
-			continue // its only filter already passed
+		if len(fs) == 1 && seen[fs[0]/64]&(1<<(fs[0]%64)) != 0 && p.masks[fs[0]]&p.litRegexes[i][0] == p.litRegexes[i][0] {
+			continue // nothing to learn: its only filter passed, with these regexes
 		}
 		if bytes.Contains(line, p.lits[i]) {
-			p.pass(fs)
+			p.pass(i)
 		}
 	}
 	if p.skip != nil {
@@ -99,16 +141,23 @@ func (p *Prefilter) Candidates(line []byte, dst []int) []int {
 		word := seen[w] | p.always[w]
 		seen[w] = 0
 		for word != 0 {
-			dst = append(dst, w*64+bits.TrailingZeros64(word))
+			f := w*64 + bits.TrailingZeros64(word)
+			dst = append(dst, f)
+			if withMasks {
+				masks = append(masks, p.masks[f]|p.base[f])
+			}
+			p.masks[f] = 0
 			word &= word - 1
 		}
 	}
-	return dst
+	return dst, masks
 }
 
-func (p *Prefilter) pass(filters []int32) {
-	for _, f := range filters {
+// pass records that literal i is in the line.
+func (p *Prefilter) pass(i int32) {
+	for k, f := range p.litFilters[i] {
 		p.seen[f/64] |= 1 << (f % 64)
+		p.masks[f] |= p.litRegexes[i][k]
 	}
 }
 
@@ -178,7 +227,7 @@ func (s *skipScanner) scan(line []byte, p *Prefilter) {
 			}
 			for _, i := range s.lits[w] {
 				if l := p.lits[i]; len(l) == m || bytes.HasPrefix(line[start:], l) {
-					p.pass(p.litFilters[i])
+					p.pass(i)
 				}
 			}
 		}

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
+	"reaction/compile"
 	"reaction/graph"
 )
 
@@ -174,4 +177,82 @@ func manyFilters(n int) *graph.Prefilter {
 		})
 	}
 	return g
+}
+
+// A filter's regexes are tried only when the prefilter saw one of their
+// own literals in the line; that must never change what Match finds.
+func TestCandidateRegexesAgreeWithMatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.yml")
+	if err := os.WriteFile(path, []byte(`
+patterns:
+  ip:
+    type: ip
+streams:
+  s:
+    cmd: ['true']
+    filters:
+      ssh:
+        regex:
+          - 'Failed password for .* from <ip> port 22\b'
+          - 'Failed password for invalid user .* from <ip>'
+          - '(?:Invalid|Illegal) user .* from <ip>'
+          - 'rhost=<ip>'
+          - 'from <ip> port \d+ ssh2$'
+        actions: {ban: {cmd: ['true']}}
+      loose:
+        regex:
+          - '.<ip> x'
+          - 'ssh2 <ip>'
+        actions: {ban: {cmd: ['true']}}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := compile.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pg *graph.Prefilter
+	extracts := map[string]*graph.Extract{}
+	for _, n := range res.Graph.Nodes {
+		switch {
+		case n.Prefilter != nil:
+			pg = n.Prefilter
+		case n.Extract != nil:
+			extracts[n.Extract.Filter] = n.Extract
+		}
+	}
+	lines := sshdCorpus(5000)
+	for _, l := range []string{
+		"Failed password for invalid user x from 10.0.0.1 port 2222 ssh2",
+		"Failed password for root from 10.0.0.2 port 22 ssh2",
+		"Illegal user x from 10.0.0.3 rhost=10.0.0.4",
+		"Failed password for x from 300.1.1.1 port 22 Invalid user y from 10.0.0.5",
+		"ssh2 10.0.0.6 x",
+		"a10.0.0.7 x",
+	} {
+		lines = append(lines, []byte(l))
+	}
+	for _, p := range []*Prefilter{NewPrefilter(pg), withSkip(pg)} {
+		var cands []int
+		var masks []uint64
+		matched := 0
+		for _, line := range lines {
+			cands, masks = p.CandidateRegexes(line, cands[:0], masks[:0])
+			for k, f := range cands {
+				x := extracts[pg.Filters[f].Filter]
+				v1, w1, m1, r1 := x.MatchSome(line, masks[k])
+				v2, w2, m2, r2 := x.Match(line)
+				if !slices.Equal(v1, v2) || w1 != w2 || m1 != m2 || r1 != r2 {
+					t.Fatalf("%q, filter %s, mask %b: MatchSome %v %d %v %q, Match %v %d %v %q",
+						line, pg.Filters[f].Filter, masks[k], v1, w1, m1, r1, v2, w2, m2, r2)
+				}
+				if m1 {
+					matched++
+				}
+			}
+		}
+		if matched < 500 {
+			t.Fatalf("only %d matches: the corpus does not exercise the filters", matched)
+		}
+	}
 }
