@@ -18,11 +18,12 @@ import (
 var f2bLines = regexp.MustCompile(`Lines: (\d+) lines, (\d+) ignored, (\d+) matched, (\d+) missed`)
 
 // against runs fail2ban-regex --no-check-all on the same file with the
-// stock sshd filter and compares its rate with the pipeline's. It never
+// stock sshd filter and compares its rate with the in-process pipeline's
+// and, when it was measured, the daemon's. It never
 // fails the run: a missing tool or filter is a note in the report.
 func (h *harness) against(ctx context.Context, rep *Report) *Against {
 	a := &Against{Tool: "fail2ban", Filter: h.o.F2BFilter}
-	if h.kind != "" && h.kind != workload.SSHD {
+	if !h.againstApplies() {
 		a.Note = "not run: the comparison uses fail2ban's sshd filter, which only applies to the sshd workload"
 		return a
 	}
@@ -68,6 +69,16 @@ func (h *harness) against(ctx context.Context, rep *Report) *Against {
 	}
 	if a.LinesPerSecond > 0 {
 		a.Ratio = rep.LinesPerSecond / a.LinesPerSecond
+		if d := rep.Daemon; d != nil && d.Ran {
+			r := d.LinesPerSecond / a.LinesPerSecond
+			a.DaemonRatio = &r
+		}
 	}
 	return a
+}
+
+// againstApplies reports whether fail2ban's sshd filter applies to the
+// workload: the sshd one, or a log file (the operator's call).
+func (h *harness) againstApplies() bool {
+	return h.kind == "" || h.kind == workload.SSHD
 }

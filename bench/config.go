@@ -24,8 +24,12 @@ import (
 // services whose literals never occur in the generated lines, with the same
 // counting and actions, the case "many filters, most lines match none".
 //
-// Action commands are never run by the harness (a recording runner takes
-// them): ban records "ban <ip>", unban "unban <ip>".
+// Action commands are never run by the in-process runs (a recording
+// runner takes them): ban records "ban <ip>", unban "unban <ip>".
+//
+// The daemon run (Options.Daemon) writes its own variant: the same filters
+// with a retry never reached (DaemonRetry), actions `true <ip>`, and a
+// state_directory.
 
 // BanCommand is argv[0] of the built-in configurations' ban action.
 const BanCommand = "ban"
@@ -75,23 +79,59 @@ func padFilter(i int) builtinFilter {
 // reading cmd, padded to total filters (0 or fewer than the real ones: no
 // padding).
 func builtinYAML(kind workload.Workload, cmd []string, total int) string {
-	filters := builtinFilters(kind)
-	for i := 0; len(filters) < total; i++ {
+	return configYAML(configSpec{
+		kind: kind, cmd: cmd, total: total, retry: 3,
+		ban: []string{BanCommand, "<ip>"}, unban: []string{"unban", "<ip>"},
+	})
+}
+
+// DaemonRetry is the retry of the daemon run's configuration: a threshold
+// no workload reaches, so that the daemon counts (and persists) every
+// match and never spawns an action.
+const DaemonRetry = 1_000_000_000
+
+// daemonYAML renders the configuration of the daemon run: the filters of
+// the built-in configuration of kind (padded to total), counting only
+// (retry DaemonRetry), actions `true <ip>`, state in stateDir.
+func daemonYAML(kind workload.Workload, cmd []string, total int, stateDir string) string {
+	return configYAML(configSpec{
+		kind: kind, cmd: cmd, total: total, retry: DaemonRetry, stateDir: stateDir,
+		ban: []string{"true", "<ip>"}, unban: []string{"true", "<ip>"},
+	})
+}
+
+// configSpec is what differs between the configurations the harness
+// writes.
+type configSpec struct {
+	kind       workload.Workload
+	cmd        []string
+	total      int
+	retry      int
+	stateDir   string // "" = no state_directory key
+	ban, unban []string
+}
+
+func configYAML(c configSpec) string {
+	filters := builtinFilters(c.kind)
+	for i := 0; len(filters) < c.total; i++ {
 		filters = append(filters, padFilter(i))
 	}
 	var b strings.Builder
-	b.WriteString("# reaction bench: built-in configuration for the " + string(kind) + " workload\n")
+	b.WriteString("# reaction bench: built-in configuration for the " + string(c.kind) + " workload\n")
+	if c.stateDir != "" {
+		b.WriteString("state_directory: " + yamlQuote(c.stateDir) + "\n")
+	}
 	b.WriteString("patterns:\n  ip:\n    type: ip\n")
-	b.WriteString("streams:\n  " + string(kind) + ":\n    cmd: " + yamlList(cmd) + "\n    filters:\n")
+	b.WriteString("streams:\n  " + string(c.kind) + ":\n    cmd: " + yamlList(c.cmd) + "\n    filters:\n")
 	for _, f := range filters {
 		b.WriteString("      " + f.name + ":\n        regex:\n")
 		for _, r := range f.regexes {
 			b.WriteString("          - " + yamlQuote(r) + "\n")
 		}
-		b.WriteString("        retry: 3\n        retryperiod: 6h\n")
+		b.WriteString("        retry: " + strconv.Itoa(c.retry) + "\n        retryperiod: 6h\n")
 		b.WriteString("        actions:\n")
-		b.WriteString("          ban:\n            cmd: ['" + BanCommand + "', '<ip>']\n")
-		b.WriteString("          unban:\n            cmd: ['unban', '<ip>']\n            after: 48h\n")
+		b.WriteString("          ban:\n            cmd: " + yamlList(c.ban) + "\n")
+		b.WriteString("          unban:\n            cmd: " + yamlList(c.unban) + "\n            after: 48h\n")
 	}
 	return b.String()
 }

@@ -4,7 +4,8 @@
 // bench/workload, runs the real engine in-process on a `cat` stream of it
 // with a recording runner in place of the action commands, and reports
 // throughput, per-stage figures, allocations, memory, line-to-action
-// latency and the settings used.
+// latency and the settings used; optionally it also times the real daemon,
+// this executable as a child `reaction start`, on the same file.
 //
 // It must not measure anything but the real thing: the graph comes from
 // compile.Load (the path `reaction start` takes), the stream is a real
@@ -81,6 +82,17 @@ type Options struct {
 	LatencyLines int
 	LatencyRate  int
 
+	// Daemon also measures the real daemon: Executable started as a child
+	// `reaction start` on a `cat` stream of the workload with the built-in
+	// filters, a retry never reached (every match counted and persisted),
+	// actions `true <ip>`, and state in a fresh directory (under StateDir
+	// when set), timed from exec to exit. Against "fail2ban" implies it
+	// on the workloads the comparison applies to.
+	Daemon bool
+	// Executable is the reaction binary of the daemon run ("" = this
+	// process's executable, os.Executable).
+	Executable string
+
 	// Against names a tool to compare with: "" or "fail2ban".
 	Against string
 	// F2BFilter is the fail2ban filter file (default DefaultF2BFilter).
@@ -152,7 +164,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// 3. Line → action latency at a steady pace.
 	rep.Latency = h.measureLatency(ctx)
 
-	// 4. Another tool on the same file.
+	// 4. The real daemon, a child process, on the same file.
+	if h.wantDaemon() {
+		rep.Daemon = h.runDaemon(ctx, rep.Lines)
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+	}
+
+	// 5. Another tool on the same file.
 	if o.Against != "" {
 		rep.Against = h.against(ctx, rep)
 	}
@@ -218,6 +238,9 @@ func prepare(o Options) (*harness, error) {
 	}
 	if o.Filters > 0 && o.Config != "" {
 		return nil, &UsageError{"--filters pads a built-in configuration: it cannot be used with -c"}
+	}
+	if o.Daemon && o.Config != "" {
+		return nil, &UsageError{"--daemon runs the built-in configuration's filters: it cannot be used with -c"}
 	}
 	if o.Against != "" && o.Against != "fail2ban" {
 		return nil, &UsageError{fmt.Sprintf("--against: unknown tool %q (known: fail2ban)", o.Against)}
@@ -398,6 +421,7 @@ type pipelineRun struct {
 	peakHeap   uint64
 	peakRSS    uint64
 	rssMeasure bool
+	gcCPU      float64 // seconds
 }
 
 // runPipeline runs the engine on g until its streams have finished.
@@ -429,6 +453,7 @@ func (h *harness) runPipeline(ctx context.Context, g *graph.Graph) (*pipelineRun
 	runtime.GC()
 	p.rssMeasure = resetPeakRSS()
 	runtime.ReadMemStats(&p.before)
+	gcBefore := gcCPUSeconds()
 	stopSampler := sampleHeap(10 * time.Millisecond)
 	if h.o.CPUProfile != "" {
 		f, err := os.Create(h.o.CPUProfile)
@@ -449,6 +474,7 @@ func (h *harness) runPipeline(ctx context.Context, g *graph.Graph) (*pipelineRun
 		pprof.StopCPUProfile()
 	}
 	p.peakHeap = stopSampler()
+	p.gcCPU = gcCPUSeconds() - gcBefore
 	runtime.ReadMemStats(&p.after)
 	p.peakHeap = max(p.peakHeap, p.after.HeapInuse)
 	if p.rssMeasure {
@@ -534,6 +560,7 @@ func (p *pipelineRun) fill(r *Report, expectedBans []string) {
 	r.PeakHeapBytes = p.peakHeap
 	r.SysBytes = p.after.Sys
 	r.GCCycles = p.after.NumGC - p.before.NumGC
+	r.GCCPUSeconds = p.gcCPU
 	if p.rssMeasure {
 		r.PeakRSSBytes = p.peakRSS
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"reaction/bench/workload"
+	"reaction/compile"
+	"reaction/graph"
 )
 
 // small returns options for a quick run in a test's temp directory.
@@ -99,7 +101,7 @@ func TestRunSSHD(t *testing.T) {
 		"allocs_per_line", "bytes_per_line", "peak_heap_bytes", "peak_rss_bytes",
 		"latency_ms.measured", "latency_ms.p50", "latency_ms.p90", "latency_ms.p99",
 		"settings.batch_size", "settings.line_queue", "settings.shards", "settings.filters",
-		"against", "load_average",
+		"against", "daemon", "load_average", "gc_cpu_seconds",
 	} {
 		if _, ok := lookup(doc, path); !ok {
 			t.Errorf("JSON report has no %s", path)
@@ -216,6 +218,7 @@ func TestRunErrors(t *testing.T) {
 		{"filters with config", Options{Config: bad, Filters: 10}, &uerr},
 		{"negative knob", Options{Shards: -1}, &uerr},
 		{"unknown tool", Options{Against: "sshguard"}, &uerr},
+		{"daemon with config", Options{Config: bad, Daemon: true}, &uerr},
 		{"bad config", Options{Config: bad}, &cerr},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -241,6 +244,56 @@ func TestAgainstNotes(t *testing.T) {
 	h := &harness{o: Options{F2BFilter: DefaultF2BFilter}, kind: workload.SSHD}
 	if a := h.against(context.Background(), &Report{}); a.Ran || !strings.Contains(a.Note, "apt-get install fail2ban") {
 		t.Errorf("against without fail2ban-regex: %+v", a)
+	}
+}
+
+// The daemon run's configuration compiles to the built-in filters with a
+// retry never reached and the state directory given; a daemon that fails
+// is a note, not a failed Run, and its figures stay zero.
+func TestDaemonConfigAndFailure(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "reaction.yml")
+	if err := os.WriteFile(path, []byte(daemonYAML(workload.SSHD, []string{"cat", "auth.log"}, 5, filepath.Join(dir, "state"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := compile.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := res.Graph
+	if g.Settings.StateDirectory != filepath.Join(dir, "state") {
+		t.Errorf("state_directory %q", g.Settings.StateDirectory)
+	}
+	counters := g.Of(graph.KindCounter)
+	if len(counters) != 5 {
+		t.Fatalf("%d filters, want 5 (sshd + 4 padding)", len(counters))
+	}
+	for _, n := range counters {
+		if n.Counter.Retry != DaemonRetry {
+			t.Errorf("%s: retry %d, want %d", n.ID, n.Counter.Retry, DaemonRetry)
+		}
+	}
+	for _, n := range g.Of(graph.KindSource) {
+		if !slices.Equal(n.Source.Cmd, []string{"cat", "auth.log"}) {
+			t.Errorf("stream cmd %q", n.Source.Cmd)
+		}
+	}
+
+	// `false start ...` exits 1 at once.
+	rep, err := Run(context.Background(), small(t, Options{Lines: 2000, Daemon: true, Executable: "/bin/false"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rep.Daemon
+	if d == nil || d.Ran || d.ExitCode == nil || *d.ExitCode != 1 || d.LinesPerSecond != 0 || !strings.Contains(d.Note, "exit status 1") {
+		t.Errorf("daemon run of /bin/false: %+v", d)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "not measured: reaction start: exit status 1") {
+		t.Errorf("text report:\n%s", text.String())
 	}
 }
 

@@ -52,6 +52,17 @@ func sampleHeap(period time.Duration) (stop func() uint64) {
 	}
 }
 
+// gcCPUSeconds is the runtime's estimate of the CPU time spent in the
+// garbage collector since the process started.
+func gcCPUSeconds() float64 {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64 {
+		return 0
+	}
+	return s[0].Value.Float64()
+}
+
 // resetPeakRSS resets the kernel's peak resident set size of this process
 // (VmHWM), so that peakRSS then measures the run alone. It reports whether
 // both are available (Linux).

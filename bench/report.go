@@ -35,9 +35,14 @@ type Report struct {
 	PeakRSSBytes  uint64  `json:"peak_rss_bytes"`  // VmHWM of the process during the run; 0: unknown
 	SysBytes      uint64  `json:"sys_bytes"`       // memory obtained from the OS by the Go runtime
 	GCCycles      uint32  `json:"gc_cycles"`
+	// GCCPUSeconds is the runtime's estimate of the CPU time the garbage
+	// collector used during the run (runtime/metrics
+	// /cpu/classes/gc/total:cpu-seconds).
+	GCCPUSeconds float64 `json:"gc_cpu_seconds"`
 
 	Latency  *Latency `json:"latency_ms"`
 	Settings Settings `json:"settings"`
+	Daemon   *Daemon  `json:"daemon"`  // null unless --daemon or --against fail2ban
 	Against  *Against `json:"against"` // null unless --against
 
 	GoVersion string `json:"go_version"`
@@ -137,8 +142,11 @@ type Against struct {
 	Matched        *uint64  `json:"matched"`
 	Seconds        float64  `json:"seconds"`
 	LinesPerSecond float64  `json:"lines_per_second"`
-	Ratio          float64  `json:"ratio"` // reaction's lines/s ÷ the tool's; 0 when not run
-	Note           string   `json:"note,omitempty"`
+	Ratio          float64  `json:"ratio"` // the in-process pipeline's lines/s ÷ the tool's; 0 when not run
+	// DaemonRatio is the daemon run's lines/s ÷ the tool's; null when
+	// either was not measured.
+	DaemonRatio *float64 `json:"daemon_ratio"`
+	Note        string   `json:"note,omitempty"`
 }
 
 func (s *Stages) fillIsolated(iso isolation) {
@@ -173,7 +181,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "pipeline (real engine, `cat` stream, actions recorded not run)\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  throughput\t%s lines in %.3f s = %s lines/s\n", count(r.Lines), r.Seconds, count(uint64(r.LinesPerSecond)))
-	fmt.Fprintf(tw, "  allocations\t%.2f allocs/line, %.1f bytes/line, %d GC cycles\n", r.AllocsPerLine, r.BytesPerLine, r.GCCycles)
+	fmt.Fprintf(tw, "  allocations\t%.2f allocs/line, %.1f bytes/line, %d GC cycles (%.2f s of GC CPU)\n", r.AllocsPerLine, r.BytesPerLine, r.GCCycles, r.GCCPUSeconds)
 	rss := "unknown"
 	if r.PeakRSSBytes > 0 {
 		rss = mb(r.PeakRSSBytes)
@@ -216,6 +224,24 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "\nsettings\n  batch size %d lines, line queue %d batches, shards %d, match queue %d batches, %d stream(s), %d filter(s), state %s\n",
 		s.BatchSize, s.LineQueue, s.Shards, s.MatchQueue, s.Streams, s.Filters, state)
 
+	if d := r.Daemon; d != nil {
+		fmt.Fprintf(&b, "\ndaemon (`reaction start` child, `cat` stream, state on, retry %s never reached, actions `true <ip>`)\n", count(uint64(d.Retry)))
+		if d.Ran {
+			tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+			fmt.Fprintf(tw, "  throughput\t%s lines in %.3f s (exec to exit 0) = %s lines/s\n", count(d.Lines), d.Seconds, count(uint64(d.LinesPerSecond)))
+			cores := 0.0
+			if d.Seconds > 0 {
+				cores = d.CPUSeconds / d.Seconds
+			}
+			fmt.Fprintf(tw, "  cpu\tuser %.2f s + sys %.2f s = %.2f s (%.2f cores; with cat)\n", d.UserSeconds, d.SystemSeconds, d.CPUSeconds, cores)
+			fmt.Fprintf(tw, "  memory\tpeak RSS %s (maxrss; the harness had %s at the fork); state directory %s on disk\n", mb(d.PeakRSSBytes), mb(d.HarnessRSSBytes), mb(d.StateBytes))
+			tw.Flush()
+		}
+		if d.Note != "" {
+			fmt.Fprintf(&b, "  %s\n", d.Note)
+		}
+	}
+
 	if a := r.Against; a != nil {
 		fmt.Fprintf(&b, "\nagainst %s\n", a.Tool)
 		if a.Ran {
@@ -223,7 +249,13 @@ func (r *Report) WriteText(w io.Writer) error {
 			if a.Matched != nil {
 				fmt.Fprintf(&b, " (%s matched)", count(*a.Matched))
 			}
-			fmt.Fprintf(&b, "\n  reaction: %s lines/s, %.1f× fail2ban-regex\n", count(uint64(r.LinesPerSecond)), a.Ratio)
+			fmt.Fprintf(&b, "\n")
+			if a.DaemonRatio != nil {
+				fmt.Fprintf(&b, "  reaction start (daemon, state on): %s lines/s = %.1f× fail2ban-regex\n", count(uint64(r.Daemon.LinesPerSecond)), *a.DaemonRatio)
+			} else {
+				fmt.Fprintf(&b, "  reaction start (daemon): not measured\n")
+			}
+			fmt.Fprintf(&b, "  in-process pipeline (actions recorded): %s lines/s = %.1f× fail2ban-regex\n", count(uint64(r.LinesPerSecond)), a.Ratio)
 		}
 		if a.Note != "" {
 			fmt.Fprintf(&b, "  %s\n", a.Note)

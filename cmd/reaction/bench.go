@@ -17,7 +17,8 @@ const benchLong = "Measure the pipeline's throughput on a generated fail2ban-sty
 	"The configuration is compiled as by 'reaction start': -c CONFIG, or a built-in one per workload (sshd: upstream's four sshd regexes; nginx; mixed: both filters on one stream; <ip> patterns, retry 3 within 6h, ban, unban after 48h). Every stream's command becomes 'cat WORKLOAD', the real engine runs in-process, and action commands are recorded, never run.\n\n" +
 	"Reported: lines/s of the whole run; per stage the counts and the cost of its core timed alone (prefilter pass rate and ns/line, prefilter+extract ns/line, counter ns/match); allocations and bytes per line; peak heap and RSS; the latency from a line to the action it starts (a second run, on a FIFO fed at --latency-rate lines/s); the settings used.\n\n" +
 	"Knobs (0 keeps the compiled value, which 'reaction graph' shows): --batch-size (lines per batch, source to matcher; 128), --line-queue (batches buffered, source to matcher; 64), --shards (counter shards; 4), --filters N (pad the built-in stream to N filters whose literals occur in no line), --state DIR (persist through nutsdb in a fresh directory under DIR). Workload: --lines, --seed, --attackers, --attack-fraction; --save-workload FILE keeps the generated lines.\n\n" +
-	"--against fail2ban also times 'fail2ban-regex --no-check-all WORKLOAD /etc/fail2ban/filter.d/sshd.conf' on the sshd workload (Debian package fail2ban) and prints the ratio of the two rates."
+	"--daemon also times the real daemon: this executable started as 'reaction start -c CONFIG -s SOCKET' in a temporary directory, its stream 'cat WORKLOAD', the built-in filters with a retry never reached (every match counted and persisted, no action run; actions 'true <ip>'), state_directory a fresh directory (under --state DIR when given); reported: lines/s from exec to exit, user and system CPU (with cat's), peak RSS (maxrss), disk used by the state. It cannot be used with -c.\n\n" +
+	"--against fail2ban also times 'fail2ban-regex --no-check-all WORKLOAD /etc/fail2ban/filter.d/sshd.conf' on the sshd workload (Debian package fail2ban), runs the daemon as --daemon does, and prints the ratio of the daemon's rate to fail2ban-regex's (SPEC: at least 100) and that of the in-process pipeline's."
 
 type benchCmd struct {
 	env *env
@@ -41,7 +42,8 @@ type benchCmd struct {
 	LatencyLines int `long:"latency-lines" description:"lines of the paced latency run (negative: skip it)" default:"50000" value-name:"N"`
 	LatencyRate  int `long:"latency-rate" description:"pace of the latency run in lines/s" default:"10000" value-name:"N"`
 
-	Against   string `long:"against" description:"also run another tool on the same lines" choice:"fail2ban" value-name:"TOOL"`
+	Daemon    bool   `long:"daemon" description:"also time the real daemon, 'reaction start' as a child, on the same lines (state on, counting only)"`
+	Against   string `long:"against" description:"also run another tool on the same lines (fail2ban: with the daemon run, see --daemon)" choice:"fail2ban" value-name:"TOOL"`
 	F2BFilter string `long:"fail2ban-filter" description:"fail2ban filter for --against fail2ban" default:"/etc/fail2ban/filter.d/sshd.conf" value-name:"FILE"`
 
 	CPUProfile string `long:"cpuprofile" description:"write a CPU profile of the pipeline run to FILE" value-name:"FILE"`
@@ -64,7 +66,7 @@ func (c *benchCmd) Execute(args []string) error {
 		Attackers: c.Attackers, AttackFraction: c.AttackFraction, SaveWorkload: c.SaveWorkload,
 		Filters: c.Filters, BatchSize: c.BatchSize, LineQueue: c.LineQueue, Shards: c.Shards,
 		StateDir: c.State, LatencyLines: c.LatencyLines, LatencyRate: c.LatencyRate,
-		Against: c.Against, F2BFilter: c.F2BFilter,
+		Daemon: c.Daemon, Against: c.Against, F2BFilter: c.F2BFilter,
 		CPUProfile: c.CPUProfile, MemProfile: c.MemProfile,
 	}
 	if c.LatencyLines == 0 {
