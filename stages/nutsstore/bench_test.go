@@ -3,7 +3,11 @@ package nutsstore
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -159,4 +163,97 @@ func BenchmarkCompact100k(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// sshd is a filter whose identity is as long as a real one (sshd's
+// regexes and the ip pattern: about 300 bytes).
+var sshd = stages.FilterRef{
+	Name: "ssh.failedlogin",
+	Identity: "ssh.failedlogin" +
+		"\x00r:authentication failure;.*rhost=<ip>" +
+		"\x00r:Failed password for .* from <ip>" +
+		"\x00r:Invalid user .* from <ip>" +
+		"\x00r:Connection (?:closed|reset) by (?:authenticating|invalid) user .* <ip>" +
+		"\x00r:banner exchange: Connection from <ip> port [0-9]*: invalid format" +
+		"\x00p:ip=(?:(?:[0-9]{1,3}\\.){3}[0-9]{1,3})|(?:[0-9a-fA-F:]{2,90})",
+}
+
+// BenchmarkMemory1M opens a database of 1,000,000 keys of one filter
+// (IPv4 addresses, one or two match times each), loads it, commits a batch
+// of 10,000 matches of existing keys, and reports the heap that the open
+// store holds per key, once the loaded State is dropped: after Load and
+// after the Commit. rss-MiB is the growth of the resident set over the
+// same span (after returning free memory to the system).
+func BenchmarkMemory1M(b *testing.B) {
+	const n = 1_000_000
+	dir := b.TempDir()
+	s := openT(b, dir, Options{})
+	batch := make([]stages.Change, 0, 10_000)
+	for i := range n {
+		at := time.Duration(i) * time.Millisecond
+		batch = append(batch, match(sshd, at, benchIP(i)))
+		if i%2 == 0 {
+			batch = append(batch, match(sshd, at+time.Second, benchIP(i)))
+		}
+		if len(batch) >= cap(batch)-1 || i == n-1 {
+			commitT(b, s, batch...)
+			batch = batch[:0]
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	u, _ := dirUsage(dir)
+	b.Logf("database: %d files, %d bytes on disk", u.files, u.allocated)
+	more := make([]stages.Change, 10_000)
+	for i := range more {
+		more[i] = match(sshd, time.Hour, benchIP(i*97))
+	}
+	var loadHeap, commitHeap, rss int64
+	for b.Loop() {
+		heap0, rss0 := memNow()
+		s, err := Open(dir, Options{Logger: quiet()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := s.Load(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(st.Filters) != 1 || len(st.Filters[0].Matches) != n {
+			b.Fatalf("loaded %d filters", len(st.Filters))
+		}
+		st = nil
+		b.StopTimer()
+		h, _ := memNow()
+		loadHeap = h - heap0
+		b.StartTimer()
+		commitT(b, s, more...)
+		b.StopTimer()
+		h, r := memNow()
+		commitHeap, rss = h-heap0, r-rss0
+		b.StartTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(loadHeap)/n, "load-B/key")
+	b.ReportMetric(float64(commitHeap)/n, "commit-B/key")
+	b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+}
+
+// memNow returns the live heap and the resident set, after a collection
+// that returns free memory to the system.
+func memNow() (heap, rss int64) {
+	debug.FreeOSMemory()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	statm, err := os.ReadFile("/proc/self/statm")
+	if err == nil {
+		if f := strings.Fields(string(statm)); len(f) > 1 {
+			pages, _ := strconv.ParseInt(f[1], 10, 64)
+			rss = pages * int64(os.Getpagesize())
+		}
+	}
+	return int64(m.HeapAlloc), rss
 }
