@@ -6,15 +6,23 @@ import (
 	"math"
 	"time"
 
-	"reaction/stages"
+	"github.com/cespare/xxhash/v2"
 )
 
 const (
-	schema        = "v1\x00" // version prefix of every key
-	bucketMatches = "matches"
-	bucketPending = "pending"
-	timeSize      = 8
+	schema      = "v2\x00" // version prefix of every key
+	bucketState = "state"  // the nutsdb bucket of every v2 record
+	kindFilter  = 'f'      // schema | kindFilter | id: a filter record
+	kindKeys    = 'k'      // schema | kindKeys | id | bucket: a key group
+	idSize      = 4
+	timeSize    = 8
+
+	filterKeySize = len(schema) + 1 + idSize
+	groupKeySize  = filterKeySize + 4
 )
+
+// The v1 layout's buckets, one record per key: dropped at Open.
+var oldBuckets = []string{"matches", "pending"}
 
 var errBadKey = errors.New("malformed key")
 
@@ -23,14 +31,8 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// appendFilter appends the prefix shared by every key of f, and only by them
-// (length prefixes make it prefix-free).
-func appendFilter(b []byte, f stages.FilterRef) []byte {
-	b = append(b, schema...)
-	b = appendString(b, f.Name)
-	return appendString(b, f.Identity)
-}
-
+// appendValues encodes a key's captured values: their count, then each,
+// length-prefixed, so that the encoding is unambiguous.
 func appendValues(b []byte, values []string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(values)))
 	for _, v := range values {
@@ -39,14 +41,44 @@ func appendValues(b []byte, values []string) []byte {
 	return b
 }
 
-func appendMatchKey(b []byte, c *stages.Change) []byte {
-	return appendValues(appendFilter(b, c.Filter), c.Key)
+// hashKey is the hash of an encoded key that places it in a group. It is
+// persisted (groups are addressed by it): never change it without a new
+// schema version.
+func hashKey(key string) uint64 { return xxhash.Sum64String(key) }
+
+func filterKey(id uint32) []byte {
+	b := make([]byte, 0, filterKeySize)
+	b = append(b, schema...)
+	b = append(b, kindFilter)
+	return binary.BigEndian.AppendUint32(b, id)
 }
 
-func appendPendingKey(b []byte, c *stages.Change) []byte {
-	b = appendValues(appendFilter(b, c.Filter), c.Key)
-	b = appendString(b, c.Action)
-	return appendTime(b, c.Due)
+// groupPrefix is the prefix of every group record of filter id.
+func groupPrefix(id uint32) []byte {
+	b := make([]byte, 0, groupKeySize)
+	b = append(b, schema...)
+	b = append(b, kindKeys)
+	return binary.BigEndian.AppendUint32(b, id)
+}
+
+func groupKey(id, group uint32) []byte {
+	return binary.BigEndian.AppendUint32(groupPrefix(id), group)
+}
+
+// parseKey decodes a record key of the current schema.
+func parseKey(key []byte) (kind byte, id, group uint32, err error) {
+	if len(key) < filterKeySize || string(key[:len(schema)]) != schema {
+		return 0, 0, 0, errBadKey
+	}
+	kind = key[len(schema)]
+	id = binary.BigEndian.Uint32(key[len(schema)+1:])
+	switch {
+	case kind == kindFilter && len(key) == filterKeySize:
+		return kind, id, 0, nil
+	case kind == kindKeys && len(key) == groupKeySize:
+		return kind, id, binary.BigEndian.Uint32(key[filterKeySize:]), nil
+	}
+	return 0, 0, 0, errBadKey
 }
 
 // appendTime encodes t in 8 bytes that sort as the times do.
@@ -58,6 +90,11 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(n)^(1<<63))
 }
 
+func encodeTime(t time.Time) (e [timeSize]byte) {
+	appendTime(e[:0], t)
+	return e
+}
+
 func decodeTime(b []byte) time.Time {
 	n := int64(binary.BigEndian.Uint64(b) ^ (1 << 63))
 	if n == math.MinInt64 {
@@ -66,70 +103,95 @@ func decodeTime(b []byte) time.Time {
 	return time.Unix(0, n)
 }
 
-// keyReader decodes a key; a malformed key sets err and yields zero values.
-type keyReader struct {
+// reader decodes a record; a malformed record sets err and yields zero
+// values.
+type reader struct {
 	b   []byte
 	err error
 }
 
-func (r *keyReader) uvarint() uint64 {
+func (r *reader) fail() { r.err, r.b = errBadKey, nil }
+
+func (r *reader) uvarint() uint64 {
 	if r.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
-		r.err = errBadKey
+		r.fail()
 		return 0
 	}
 	r.b = r.b[n:]
 	return v
 }
 
-func (r *keyReader) bytes() []byte {
-	l := r.uvarint()
+// count reads a count of items that take at least size bytes each.
+func (r *reader) count(size int) int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)/size) {
+		r.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) bytes() []byte { return r.next(r.count(1)) }
+
+func (r *reader) next(n int) []byte {
 	if r.err != nil {
 		return nil
 	}
-	if l > uint64(len(r.b)) {
-		r.err = errBadKey
+	if n > len(r.b) {
+		r.fail()
 		return nil
 	}
-	s := r.b[:l]
-	r.b = r.b[l:]
+	s := r.b[:n:n]
+	r.b = r.b[n:]
 	return s
 }
 
-func (r *keyReader) time() time.Time {
-	if r.err != nil {
-		return time.Time{}
-	}
-	if len(r.b) < timeSize {
-		r.err = errBadKey
-		return time.Time{}
-	}
-	t := decodeTime(r.b)
-	r.b = r.b[timeSize:]
-	return t
+// The filter record's value: the filter's name and identity, the state of
+// its groups (see group.go): level, split, keys and their size; then how
+// many keys have matches and how many pending actions there are (for Load
+// to size its slices).
+func appendFilterValue(b []byte, f *filterMeta) []byte {
+	b = appendString(b, f.ref.Name)
+	b = appendString(b, f.ref.Identity)
+	b = binary.AppendUvarint(b, uint64(f.level))
+	b = binary.AppendUvarint(b, uint64(f.split))
+	b = binary.AppendUvarint(b, f.keys)
+	b = binary.AppendUvarint(b, f.bytes)
+	b = binary.AppendUvarint(b, f.matched)
+	return binary.AppendUvarint(b, f.pending)
 }
 
-// splitKey checks the schema prefix and returns the filter part of the key
-// (name and identity, still encoded) and the rest.
-func splitKey(key []byte) (filter, rest []byte, err error) {
-	if len(key) < len(schema) || string(key[:len(schema)]) != schema {
-		return nil, nil, errBadKey
+func decodeFilterValue(id uint32, v []byte) (*filterMeta, error) {
+	r := reader{b: v}
+	f := &filterMeta{id: id}
+	f.ref.Name = string(r.bytes())
+	f.ref.Identity = string(r.bytes())
+	level, split := r.uvarint(), r.uvarint()
+	f.keys, f.bytes = r.uvarint(), r.uvarint()
+	f.matched, f.pending = r.uvarint(), r.uvarint()
+	if r.err == nil && (len(r.b) != 0 || level > maxLevel || split >= 1<<level) {
+		r.fail()
 	}
-	r := keyReader{b: key[len(schema):]}
-	r.bytes()
-	r.bytes()
 	if r.err != nil {
-		return nil, nil, r.err
+		return nil, errors.New("malformed filter record")
 	}
-	return key[:len(key)-len(r.b)], r.b, nil
+	f.level, f.split = uint8(level), uint32(split)
+	return f, nil
 }
 
-func decodeFilter(filter []byte) stages.FilterRef {
-	r := keyReader{b: filter[len(schema):]}
-	name := r.bytes()
-	identity := r.bytes()
-	return stages.FilterRef{Name: string(name), Identity: string(identity)}
-}
+// A group record's value is its entries, one per key, in the order of
+// their encoded keys:
+//
+//	entry   = len(key) key | n times | n pending
+//	key     = the encoded values (appendValues)
+//	times   = 8 bytes each (appendTime), as committed
+//	pending = len(action) action | due | trigger (8 bytes each)
+//
+// lengths and counts are uvarints.
+
+// pendingSize is the least size of an encoded pending action.
+const pendingSize = 1 + 2*timeSize

@@ -251,7 +251,7 @@ func nutsdbDropsARecord(t *testing.T, dir string) {
 	keys := [][]byte{[]byte("k1"), []byte("k2")}
 	err := db.Update(func(tx *nutsdb.Tx) error {
 		for _, k := range keys {
-			if err := tx.Put(bucketMatches, k, []byte("v"), nutsdb.Persistent); err != nil {
+			if err := tx.Put(bucketState, k, []byte("v"), nutsdb.Persistent); err != nil {
 				return err
 			}
 		}
@@ -266,7 +266,7 @@ func nutsdbDropsARecord(t *testing.T, dir string) {
 	found := 0
 	db.View(func(tx *nutsdb.Tx) error {
 		for _, k := range keys {
-			if _, err := tx.Get(bucketMatches, k); err == nil {
+			if _, err := tx.Get(bucketState, k); err == nil {
 				found++
 			}
 		}

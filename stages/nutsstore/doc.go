@@ -4,23 +4,42 @@
 //
 // # Data model
 //
-// Two nutsdb B-tree buckets, one record per key:
+// One nutsdb B-tree bucket, "state", in which every key starts with the
+// schema version "v2\x00":
 //
-//	bucket "matches"  key = v1 | name | identity | values           value = times
-//	bucket "pending"  key = v1 | name | identity | values | action | due
-//	                  value = trigger time
+//	v2 | 'f' | id            a filter: name, identity, the state of its
+//	                         groups (level, split) and counts
+//	v2 | 'k' | id | group    a group: the entries of the filter's keys that
+//	                         hash to it
 //
-// v1 is the schema version "v1\x00"; name and identity are the filter's
-// stages.FilterRef; values is the count of captured values then each value;
-// every string is length-prefixed (uvarint), so a key decodes unambiguously
-// and the keys of one filter share a prefix that no other filter's keys
-// have. Times are 8 bytes each (big-endian Unix nanoseconds with the sign
-// bit flipped; the zero time has its own code). A key's match times are one
-// record: the OpMatch changes of a batch for one key become one Put.
-// OpClear deletes the key's record, OpPending puts and OpDone deletes one
-// pending record, OpDrop deletes every record of that FilterRef (its name
-// and its identity, as the in-memory stages.MemStore does). Records of an
-// unknown schema version are skipped with a warning.
+// id is a 4-byte number given to a filter (a stages.FilterRef: name and
+// identity) when it first gets a key, so that the identity (hundreds of
+// bytes) is in one record only; group is 4 bytes too. An entry is a key's
+// captured values (their count, then each, length-prefixed), its match
+// times (8 bytes each: big-endian Unix nanoseconds with the sign bit
+// flipped; the zero time has its own code) and its pending actions (action,
+// due time, trigger time).
+//
+// The groups of a filter are a linear hash table (Litwin): a key's group is
+// its xxhash modulo 2^level, or modulo 2^(level+1) below split. Whenever the
+// filter's entries take more than 2 KiB per group on average, one more
+// group is split, so groups stay small whatever the number of keys: nutsdb
+// keeps one record per group in memory, not one per key, and a commit
+// rewrites the group of each key it changes (a few KiB at most), never
+// more.
+//
+// Commit reduces a batch to its effect on each key (the OpMatch changes of
+// a batch for one key are one append), reads the groups of the keys it
+// changes, and writes them back, with the filter's record when its counts
+// change. OpDrop deletes every record of that FilterRef, as the in-memory
+// stages.MemStore does; a filter whose last key goes is deleted too.
+// Records of an unknown schema version are skipped with a warning; the
+// buckets of the v1 layout (one record per key) are dropped at Open, with a
+// warning.
+//
+// nutsdb keeps values on disk (HintKeyAndRAMIdxMode): a commit reads the
+// groups it rewrites and Load reads each group once. nutsdb's own replay at
+// Open still reads every record of every segment.
 //
 // # Durability
 //
@@ -46,8 +65,13 @@
 // transaction: the file is first copied whole into <dir>/damaged-<time>/,
 // then truncated; every intact committed record before the cut is kept, as
 // are later segments. The same is done for nutsdb's bucket file. Each cut is
-// logged as a warning and listed by Recovered.
+// logged as a warning and listed by Recovered. A segment shorter than the
+// segment size (cut, or written with a smaller one) is extended with zeros,
+// what nutsdb writes itself: it reads a value with the longest header a
+// record could have, which could run past the end of such a file.
 //
 // This package must not decide anything about the state it holds: it does
-// not expire matches nor run actions, and it never deletes a damaged file.
+// not expire matches nor run actions, it never deletes a damaged file, and
+// the only records it drops on its own are those of the v1 layout, which
+// nothing reads any more.
 package nutsstore

@@ -314,6 +314,22 @@ func (r *repairer) repairSegments(segmentSize int64) error {
 			}
 		}
 	}
+	// nutsdb reads a value with the longest header it could have, and takes
+	// every segment for segmentSize bytes long: the last record of a shorter
+	// one (cut above, or written with a smaller segment size) could not be
+	// read. Zeros after the last record are what nutsdb writes itself.
+	for _, seg := range segs {
+		path := filepath.Join(r.dir, seg.name)
+		info, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		if info.Size() < segmentSize {
+			if err := truncateSync(path, segmentSize); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

@@ -255,24 +255,33 @@ func TestRecoverUnfinishedTransaction(t *testing.T) {
 }
 
 // TestRecoverTruncatedMiddleSegment truncates a segment that is not the
-// newest: its records after the cut are lost, every other record is kept.
+// newest: its transactions after the cut are lost, every other one is kept.
 func TestRecoverTruncatedMiddleSegment(t *testing.T) {
 	dir := t.TempDir()
 	opts := Options{SegmentSize: 4096}
-	// One record, one key per batch: record i holds key i.
+	// Each batch is the only one of its filter: what a transaction writes
+	// (the filter's record and its group) is never rewritten by another.
 	batches := history(300, func(i int) []stages.Change {
-		return []stages.Change{match(ssh, time.Duration(i)*time.Second, fmt.Sprintf("10.0.%d.%d", i/256, i%256))}
+		f := stages.FilterRef{Name: fmt.Sprintf("s.f%d", i), Identity: "r"}
+		return []stages.Change{match(f, time.Duration(i)*time.Second, fmt.Sprintf("10.0.%d.%d", i/256, i%256))}
 	})
 	writeBatches(t, dir, opts, batches)
 	segs := segmentsT(t, dir)
 	if len(segs) < 4 {
 		t.Fatalf("want several segments, got %d", len(segs))
 	}
-	victim := 2
-	first := 0 // index of the victim's first record among all records
-	for _, s := range segs[:victim] {
-		first += len(s.records)
+	batchOf := map[uint64]int{} // transaction i is batch i
+	for _, s := range segs {
+		for _, r := range s.records {
+			if _, ok := batchOf[r.txID]; !ok {
+				batchOf[r.txID] = len(batchOf)
+			}
+		}
 	}
+	if len(batchOf) != len(batches) {
+		t.Fatalf("%d transactions for %d batches", len(batchOf), len(batches))
+	}
+	victim := 2
 	recs := segs[victim].records
 	keep := len(recs) / 2
 	cutAt := recs[keep].off + recs[keep].size/3 // in the middle of a record
@@ -284,8 +293,8 @@ func TestRecoverTruncatedMiddleSegment(t *testing.T) {
 
 	s, _ := openRecovered(t, dir, opts)
 	lost := map[int]bool{}
-	for i := first + keep; i < first+len(recs); i++ {
-		lost[i] = true
+	for _, r := range recs[keep:] {
+		lost[batchOf[r.txID]] = true
 	}
 	var kept [][]stages.Change
 	for i, b := range batches {

@@ -2,14 +2,12 @@ package nutsstore
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +42,8 @@ type Options struct {
 	// Clock times Run and names the damaged-* directories (default: the
 	// wall clock).
 	Clock stages.Clock
+
+	groupBytes int // bytes of entries per group on average (default defaultGroupBytes); tests lower it
 }
 
 // Store is a stages.Store kept in a nutsdb database. It is safe for
@@ -63,6 +63,11 @@ type Store struct {
 	broken    error        // a reopen failed: every call fails with it
 	lastFile  atomic.Int64 // highest segment id known to be in a synced directory
 	recovered []string
+
+	// commitMu makes commits one at a time; it guards table, which the
+	// reopen after a failed commit replaces too (with mu held as well).
+	commitMu sync.Mutex
+	table    *table
 }
 
 var _ stages.Store = (*Store)(nil)
@@ -82,6 +87,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Clock == nil {
 		opts.Clock = stages.WallClock{}
 	}
+	if opts.groupBytes <= 0 {
+		opts.groupBytes = defaultGroupBytes
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
@@ -90,19 +98,21 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: dir, opts: opts, log: opts.Logger, clock: opts.Clock, lock: lock}
-	db, err := s.open()
+	db, t, err := s.open()
 	if err != nil {
 		s.unlock()
 		return nil, err
 	}
-	s.db = db
+	s.db, s.table = db, t
 	return s, nil
 }
 
 func (s *Store) nutsOptions() nutsdb.Options {
 	o := nutsdb.DefaultOptions
 	o.Dir = s.dir
-	o.EntryIdxMode = nutsdb.HintKeyValAndRAMIdxMode
+	// Values stay on disk: a commit reads the few groups it rewrites, Load
+	// reads every group once.
+	o.EntryIdxMode = nutsdb.HintKeyAndRAMIdxMode
 	o.RWMode = nutsdb.FileIO
 	o.SegmentSize = s.opts.SegmentSize
 	o.SyncEnable = true
@@ -113,45 +123,116 @@ func (s *Store) nutsOptions() nutsdb.Options {
 	return o
 }
 
-// open repairs the directory, opens nutsdb and creates the buckets.
-func (s *Store) open() (*nutsdb.DB, error) {
+// open repairs the directory, opens nutsdb, creates its bucket, drops the
+// records of an older schema and reads the filter records.
+func (s *Store) open() (*nutsdb.DB, *table, error) {
 	notes, err := repair(s.dir, s.opts.SegmentSize, s.clock.Now())
 	for _, n := range notes {
 		s.log.Warn("state: repaired the database", "dir", s.dir, "repair", n)
 	}
 	s.recovered = append(s.recovered, notes...)
 	if err != nil {
-		return nil, fmt.Errorf("state directory %s: repair: %w", s.dir, err)
+		return nil, nil, fmt.Errorf("state directory %s: repair: %w", s.dir, err)
 	}
 	db, err := nutsdb.Open(s.nutsOptions())
 	if errors.Is(err, nutsdb.ErrDirLocked) {
-		return nil, fmt.Errorf("%w: %s is held (state directory %s)", ErrLocked, filepath.Join(s.dir, nutsdb.FLockName), s.dir)
+		return nil, nil, fmt.Errorf("%w: %s is held (state directory %s)", ErrLocked, filepath.Join(s.dir, nutsdb.FLockName), s.dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state directory %s: %w", s.dir, err)
+		return nil, nil, fmt.Errorf("state directory %s: %w", s.dir, err)
 	}
-	created := false
-	err = db.Update(func(tx *nutsdb.Tx) error {
-		for _, b := range []string{bucketMatches, bucketPending} {
+	t, err := s.prepare(db)
+	if err != nil {
+		return nil, nil, errors.Join(fmt.Errorf("state directory %s: %w", s.dir, err), db.Close())
+	}
+	s.lastFile.Store(s.maxSegment())
+	return db, t, nil
+}
+
+// prepare creates the bucket of the records, drops the buckets of the v1
+// schema (one record per key: nothing reads them any more) and reads the
+// filter records.
+func (s *Store) prepare(db *nutsdb.DB) (*table, error) {
+	changed := false
+	old := 0
+	err := db.Update(func(tx *nutsdb.Tx) error {
+		if !tx.ExistBucket(nutsdb.DataStructureBTree, bucketState) {
+			changed = true
+			if err := tx.NewBucket(nutsdb.DataStructureBTree, bucketState); err != nil {
+				return err
+			}
+		}
+		for _, b := range oldBuckets {
 			if !tx.ExistBucket(nutsdb.DataStructureBTree, b) {
-				created = true
-				if err := tx.NewBucket(nutsdb.DataStructureBTree, b); err != nil {
-					return err
+				continue
+			}
+			changed = true
+			if it := nutsdb.NewIterator(tx, b, nutsdb.IteratorOptions{}); it != nil {
+				for ok := it.Valid(); ok; ok = it.Next() {
+					old++
 				}
+				it.Release()
+			}
+			if err := tx.DeleteBucket(nutsdb.DataStructureBTree, b); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
-	if err == nil && created {
+	if err == nil && changed {
 		// nutsdb does not sync its bucket file; records of a bucket it
 		// does not know are skipped at the next start.
 		err = errors.Join(syncPath(filepath.Join(s.dir, nutsdb.BucketStoreFileName)), syncDir(s.dir))
 	}
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("state directory %s: %w", s.dir, err), db.Close())
+		return nil, err
 	}
-	s.lastFile.Store(s.maxSegment())
-	return db, nil
+	if old > 0 {
+		s.log.Warn("state: records of an older schema were dropped (one record per key, schema v1)", "dir", s.dir, "records", old)
+	}
+	t := newTable()
+	err = db.View(func(tx *nutsdb.Tx) error {
+		it := nutsdb.NewIterator(tx, bucketState, nutsdb.IteratorOptions{})
+		if it == nil {
+			return fmt.Errorf("no bucket %s", bucketState)
+		}
+		defer it.Release()
+		prefix := append([]byte(schema), kindFilter)
+		for ok := it.Seek(prefix); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+			_, id, _, err := parseKey(it.Key())
+			if err != nil {
+				continue // Load says so
+			}
+			t.next = max(t.next, id+1) // its groups, if any, are never given to another filter
+			v, err := it.Value()
+			if err != nil {
+				return err
+			}
+			if f, err := decodeFilterValue(id, v); err == nil {
+				t.add(f)
+			}
+		}
+		// Groups left without their filter record (by a repair) are never
+		// given to a new filter either: the last record has the highest id.
+		last := nutsdb.NewIterator(tx, bucketState, nutsdb.IteratorOptions{Reverse: true})
+		defer last.Release()
+		ok := last.Seek(append([]byte(schema), kindKeys+1)) // the first record after the groups
+		if ok {
+			ok = last.Next() // the one before it
+		} else {
+			ok = last.Rewind() // the last one
+		}
+		if ok {
+			if kind, id, _, err := parseKey(last.Key()); err == nil && kind == kindKeys {
+				t.next = max(t.next, id+1)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 func (s *Store) maxSegment() int64 {
@@ -185,19 +266,25 @@ func (s *Store) use() (*nutsdb.DB, int, error) {
 	return s.db, s.gen, nil
 }
 
-// Commit makes one batch of changes durable in one nutsdb transaction.
+// Commit makes one batch of changes durable in one nutsdb transaction. It
+// rewrites the group record of each key it changes, and the filter record
+// when a filter gains or loses keys.
 func (s *Store) Commit(changes []stages.Change) error {
 	if len(changes) == 0 {
 		return nil
 	}
 	p := planChanges(changes)
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	db, gen, err := s.use()
 	if err != nil {
 		return err
 	}
+	a := &applier{table: s.table.clone(), groupBytes: uint64(s.opts.groupBytes), warn: s.log.Warn}
 	inFn := false // an error from our own function: nothing was written
 	err = db.Update(func(tx *nutsdb.Tx) error {
-		if err := p.apply(tx); err != nil {
+		a.tx = tx
+		if err := a.apply(p); err != nil {
 			inFn = true
 			return err
 		}
@@ -205,6 +292,7 @@ func (s *Store) Commit(changes []stages.Change) error {
 	})
 	var syncErr error
 	if err == nil {
+		s.table = a.table
 		syncErr = s.syncNewSegments()
 	}
 	s.mu.RUnlock()
@@ -254,13 +342,13 @@ func (s *Store) reopen(gen int, cause error) {
 		s.log.Error("state: the database cannot be reopened until reaction restarts", "dir", s.dir, "error", closeErr)
 		return
 	}
-	db, err := s.open()
+	db, t, err := s.open()
 	if err != nil {
 		s.broken = fmt.Errorf("%w: after a failed commit (%v), reopening failed: %w", ErrUnusable, cause, errors.Join(closeErr, err))
 		s.log.Error("state: reopening the database failed", "dir", s.dir, "error", err)
 		return
 	}
-	s.db = db
+	s.db, s.table = db, t
 }
 
 // closeDB closes db; nutsdb panics when a commit failed while it was
@@ -300,214 +388,4 @@ func (s *Store) unlock() {
 	_ = s.lock.Truncate(0)
 	_ = s.lock.Close() // releases the flock
 	s.lock = nil
-}
-
-// Load returns every persisted match and pending action: filters by name
-// and identity, keys by values, times ascending, pending actions by due
-// time, key and action (the order of stages.MemStore).
-func (s *Store) Load(ctx context.Context) (*stages.State, error) {
-	db, _, err := s.use()
-	if err != nil {
-		return nil, err
-	}
-	defer s.mu.RUnlock()
-	l := loader{filters: map[stages.FilterRef]*stages.FilterState{}, actions: map[string]string{}}
-	err = db.View(func(tx *nutsdb.Tx) error {
-		for _, b := range []string{bucketMatches, bucketPending} {
-			keys, values, err := tx.GetAll(b)
-			if err != nil {
-				return fmt.Errorf("bucket %s: %w", b, err)
-			}
-			l.cur = nil
-			if b == bucketMatches {
-				l.allMatches = make([]stages.KeyMatches, 0, len(keys))
-			} else {
-				l.allPending = make([]stages.PendingAction, 0, len(keys))
-			}
-			for i := range keys {
-				if i%4096 == 0 && ctx.Err() != nil {
-					return ctx.Err()
-				}
-				if b == bucketMatches {
-					l.match(keys[i], values[i])
-				} else {
-					l.pending(keys[i], values[i])
-				}
-			}
-			l.endRun()
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("state directory %s: load: %w", s.dir, err)
-	}
-	if l.skipped > 0 {
-		s.log.Warn("state: records not understood were skipped", "dir", s.dir, "records", l.skipped, "example", l.example)
-	}
-	return l.state(), nil
-}
-
-// loader builds the State from the records of one bucket after the other.
-// The keys of a filter are adjacent in a bucket (they share a prefix), so
-// each filter's Matches and Pending are one run of a slice allocated for
-// all.
-type loader struct {
-	filters map[stages.FilterRef]*stages.FilterState
-	actions map[string]string // interned action names
-
-	allMatches []stages.KeyMatches
-	allPending []stages.PendingAction
-	curKey     []byte // encoded filter of cur
-	cur        *stages.FilterState
-	runStart   int // where cur's run starts in allMatches or allPending
-	pendingRun bool
-
-	strs  []string    // slab for keys' values
-	times []time.Time // slab for match times
-
-	skipped int
-	example string
-}
-
-func (l *loader) skip(key []byte, err error) {
-	if l.skipped == 0 {
-		l.example = fmt.Sprintf("%q: %v", key, err)
-	}
-	l.skipped++
-}
-
-// endRun gives the current filter its run of matches or pending actions.
-func (l *loader) endRun() {
-	if l.cur == nil {
-		return
-	}
-	if l.pendingRun {
-		l.cur.Pending = l.allPending[l.runStart:len(l.allPending):len(l.allPending)]
-	} else {
-		l.cur.Matches = l.allMatches[l.runStart:len(l.allMatches):len(l.allMatches)]
-	}
-	l.cur = nil
-}
-
-func (l *loader) filter(f []byte, pendingRun bool) {
-	if l.cur != nil && bytes.Equal(f, l.curKey) {
-		return
-	}
-	l.endRun()
-	ref := decodeFilter(f)
-	fs := l.filters[ref]
-	if fs == nil {
-		fs = &stages.FilterState{Filter: ref}
-		l.filters[ref] = fs
-	}
-	l.cur, l.curKey, l.pendingRun = fs, append(l.curKey[:0], f...), pendingRun
-	if pendingRun {
-		l.runStart = len(l.allPending)
-	} else {
-		l.runStart = len(l.allMatches)
-	}
-}
-
-// values decodes a key's values into the slab.
-func (l *loader) values(r *keyReader) []string {
-	n := r.uvarint()
-	if r.err != nil || n > uint64(len(r.b)) { // each value takes at least one byte
-		r.err = errBadKey
-		return nil
-	}
-	if uint64(cap(l.strs)-len(l.strs)) < n {
-		l.strs = make([]string, 0, max(4096, int(n)))
-	}
-	start := len(l.strs)
-	for range n {
-		l.strs = append(l.strs, string(r.bytes()))
-	}
-	return l.strs[start:len(l.strs):len(l.strs)]
-}
-
-func (l *loader) match(key, value []byte) {
-	f, rest, err := splitKey(key)
-	if err != nil {
-		l.skip(key, err)
-		return
-	}
-	r := keyReader{b: rest}
-	values := l.values(&r)
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errBadKey
-	}
-	if r.err == nil && len(value)%timeSize != 0 {
-		r.err = errors.New("malformed match times")
-	}
-	if r.err != nil {
-		l.skip(key, r.err)
-		return
-	}
-	n := len(value) / timeSize
-	if cap(l.times)-len(l.times) < n {
-		l.times = make([]time.Time, 0, max(4096, n))
-	}
-	start := len(l.times)
-	for ; len(value) > 0; value = value[timeSize:] {
-		l.times = append(l.times, decodeTime(value))
-	}
-	times := l.times[start:len(l.times):len(l.times)]
-	if !slices.IsSortedFunc(times, time.Time.Compare) {
-		slices.SortFunc(times, time.Time.Compare)
-	}
-	l.filter(f, false)
-	l.allMatches = append(l.allMatches, stages.KeyMatches{Key: values, Times: times})
-}
-
-func (l *loader) pending(key, value []byte) {
-	f, rest, err := splitKey(key)
-	if err != nil {
-		l.skip(key, err)
-		return
-	}
-	r := keyReader{b: rest}
-	values := l.values(&r)
-	action := r.bytes()
-	due := r.time()
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errBadKey
-	}
-	if r.err == nil && len(value) != timeSize {
-		r.err = errors.New("malformed trigger time")
-	}
-	if r.err != nil {
-		l.skip(key, r.err)
-		return
-	}
-	name, ok := l.actions[string(action)]
-	if !ok {
-		name = string(action)
-		l.actions[name] = name
-	}
-	l.filter(f, true)
-	l.allPending = append(l.allPending, stages.PendingAction{Key: values, Action: name, Trigger: decodeTime(value), Due: due})
-}
-
-func (l *loader) state() *stages.State {
-	st := &stages.State{Filters: make([]stages.FilterState, 0, len(l.filters))}
-	for _, fs := range l.filters {
-		slices.SortFunc(fs.Matches, func(a, b stages.KeyMatches) int { return slices.Compare(a.Key, b.Key) })
-		slices.SortFunc(fs.Pending, func(a, b stages.PendingAction) int {
-			if c := a.Due.Compare(b.Due); c != 0 {
-				return c
-			}
-			if c := slices.Compare(a.Key, b.Key); c != 0 {
-				return c
-			}
-			return strings.Compare(a.Action, b.Action)
-		})
-		st.Filters = append(st.Filters, *fs)
-	}
-	slices.SortFunc(st.Filters, func(a, b stages.FilterState) int {
-		if c := strings.Compare(a.Filter.Name, b.Filter.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Filter.Identity, b.Filter.Identity)
-	})
-	return st
 }

@@ -220,18 +220,36 @@ func TestOrderWithinBatch(t *testing.T) {
 	same(t, "ordered batch", loadT(t, s), reference(t, b0, b1))
 }
 
-// TestDifferential compares random histories with stages.MemStore.
+// TestDifferential compares random histories with stages.MemStore, with
+// groups of the default size and with groups so small that every filter
+// splits many times.
 func TestDifferential(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		groupBytes int
+		keys       int
+	}{
+		{"default groups", 0, 8},
+		{"small groups", 64, 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			differential(t, Options{SegmentSize: 16 << 10, groupBytes: tc.groupBytes}, tc.keys)
+		})
+	}
+}
+
+func differential(t *testing.T, opts Options, keys int) {
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
 	filters := []stages.FilterRef{ssh, nginx, bare, {Name: ssh.Name, Identity: "other"}}
 	var batches [][]stages.Change
-	s := openT(t, dir, Options{SegmentSize: 16 << 10})
+	most := 0 // groups in a filter
+	s := openT(t, dir, opts)
 	for round := range 40 {
 		var b []stages.Change
 		for range rng.IntN(200) { // some batches span two 16 KiB segments
 			f := filters[rng.IntN(len(filters))]
-			key := []string{fmt.Sprint(rng.IntN(8))}
+			key := []string{fmt.Sprint(rng.IntN(keys))}
 			if f == bare {
 				key = nil
 			}
@@ -254,12 +272,19 @@ func TestDifferential(t *testing.T) {
 		commitT(t, s, b...)
 		if round%5 == 4 {
 			s.Close()
-			s = openT(t, dir, Options{SegmentSize: 16 << 10})
+			s = openT(t, dir, opts)
 			if r := s.Recovered(); len(r) != 0 {
 				t.Fatalf("round %d: repair of a clean database: %q", round, r)
 			}
 		}
 		same(t, fmt.Sprintf("round %d", round), loadT(t, s), reference(t, batches...))
+		for _, n := range checkInvariants(t, s) {
+			most = max(most, n)
+		}
+	}
+	t.Logf("at most %d groups in a filter", most)
+	if opts.groupBytes > 0 && most < 8 {
+		t.Fatalf("at most %d groups in a filter: the test should split groups", most)
 	}
 	spans := 0 // transactions that continue in the next segment
 	for _, si := range segmentsT(t, dir) {
@@ -272,26 +297,117 @@ func TestDifferential(t *testing.T) {
 	}
 }
 
+// checkInvariants checks the records against what the store knows: every
+// key is in the group that its hash addresses, the filters' counts are
+// those of their groups, and the store's table is what the filter records
+// say. It returns the number of groups of each filter.
+func checkInvariants(t testing.TB, s *Store) map[stages.FilterRef]int {
+	t.Helper()
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	onDisk := newTable()
+	got := map[uint32]*counts{}
+	groups := map[stages.FilterRef]int{}
+	err := s.db.View(func(tx *nutsdb.Tx) error {
+		keys, values, err := tx.GetAll(bucketState)
+		if err != nil {
+			return err
+		}
+		byID := map[uint32]*filterMeta{}
+		for i, key := range keys {
+			kind, id, n, err := parseKey(key)
+			if err != nil {
+				return fmt.Errorf("record %q: %v", key, err)
+			}
+			if kind == kindFilter {
+				f, err := decodeFilterValue(id, values[i])
+				if err != nil {
+					return err
+				}
+				onDisk.add(f)
+				byID[id] = f
+				got[id] = &counts{}
+				continue
+			}
+			f := byID[id]
+			if f == nil {
+				return fmt.Errorf("group %q of no filter", key)
+			}
+			if uint64(n) >= f.groups() {
+				return fmt.Errorf("group %d of %s beyond its %d groups", n, f.ref.Name, f.groups())
+			}
+			g := &group{entries: map[string]*entry{}}
+			if err := decodeGroup(g, values[i]); err != nil {
+				return err
+			}
+			if len(g.entries) == 0 {
+				return fmt.Errorf("empty group %d of %s", n, f.ref.Name)
+			}
+			if enc := encodeGroup(nil, g); !bytes.Equal(enc, values[i]) {
+				return fmt.Errorf("group %d of %s is not in canonical form", n, f.ref.Name)
+			}
+			groups[f.ref]++
+			for k, e := range g.entries {
+				if e.empty() {
+					return fmt.Errorf("empty entry %q in group %d of %s", k, n, f.ref.Name)
+				}
+				if a := f.group(hashKey(k)); a != n {
+					return fmt.Errorf("key %q of %s in group %d, addressed to %d", k, f.ref.Name, n, a)
+				}
+				*got[id] = got[id].add(entryCounts(k, e))
+			}
+		}
+		for id, c := range got {
+			f := byID[id]
+			if *c != f.counts {
+				return fmt.Errorf("filter %s: counts %+v, its groups have %+v", f.ref.Name, f.counts, *c)
+			}
+			if c.keys == 0 {
+				return fmt.Errorf("filter %s has a record and no keys", f.ref.Name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, f := range s.table.byRef {
+		if d := onDisk.byRef[ref]; d == nil || *d != *f {
+			t.Fatalf("filter %s: the store has %+v, its record %+v", ref.Name, f, d)
+		}
+	}
+	if len(onDisk.byRef) != len(s.table.byRef) {
+		t.Fatalf("%d filter records, the store knows %d", len(onDisk.byRef), len(s.table.byRef))
+	}
+	if s.table.next < onDisk.next {
+		t.Fatalf("next id %d, but id %d is in use", s.table.next, onDisk.next-1)
+	}
+	return groups
+}
+
 // TestMatchFloodIsOnePut checks that the matches of one key in one batch
-// are written as one record.
+// are written as one record, its group's, with the filter's record (whose
+// counts changed).
 func TestMatchFloodIsOnePut(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir, Options{})
-	before := countRecords(t, dir)
 	flood := make([]stages.Change, 10000)
 	for i := range flood {
 		flood[i] = match(ssh, time.Duration(i)*time.Millisecond, "6.6.6.6")
 	}
-	commitT(t, s, flood...)
-	if n := countRecords(t, dir) - before; n != 1 {
-		t.Fatalf("10000 matches of one key wrote %d records, want 1", n)
+	for round := range 2 {
+		before := countRecords(t, dir)
+		commitT(t, s, flood...)
+		if n := countRecords(t, dir) - before; n != 2 {
+			t.Fatalf("round %d: 10000 matches of one key wrote %d records, want 2 (its group, the filter)", round, n)
+		}
 	}
 	st, err := s.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(st.Filters[0].Matches[0].Times); n != 10000 {
-		t.Fatalf("loaded %d times, want 10000", n)
+	if n := len(st.Filters[0].Matches[0].Times); n != 20000 {
+		t.Fatalf("loaded %d times, want 20000", n)
 	}
 }
 
@@ -386,12 +502,65 @@ func TestUnknownSchemaSkipped(t *testing.T) {
 	s := openT(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	commitT(t, s, match(ssh, 0, "1.2.3.4"))
 	if err := s.db.Update(func(tx *nutsdb.Tx) error {
-		return tx.Put(bucketMatches, []byte("v9\x00future"), []byte("?"), 0)
+		return tx.Put(bucketState, []byte("v9\x00future"), []byte("?"), 0)
 	}); err != nil {
 		t.Fatal(err)
 	}
 	same(t, "with a v9 record", loadT(t, s), reference(t, []stages.Change{match(ssh, 0, "1.2.3.4")}))
 	if !strings.Contains(logs.String(), "skipped") {
 		t.Fatalf("no warning in %q", logs.String())
+	}
+}
+
+// TestOldSchemaDropped opens a database of the v1 layout (one record per key
+// in buckets "matches" and "pending"): its records are dropped, with a
+// warning that counts them, once.
+func TestOldSchemaDropped(t *testing.T) {
+	dir := t.TempDir()
+	db, err := nutsdb.Open((&Store{dir: dir, opts: Options{SegmentSize: DefaultSegmentSize}}).nutsOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *nutsdb.Tx) error {
+		for _, b := range oldBuckets {
+			if err := tx.NewBucket(nutsdb.DataStructureBTree, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = db.Update(func(tx *nutsdb.Tx) error {
+			for i, k := range []string{"v1\x00a", "v1\x00b", "v1\x00c"} {
+				if err := tx.Put(oldBuckets[i%2], []byte(k), make([]byte, 8), nutsdb.Persistent); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err := errors.Join(err, db.Close()); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		var logs syncBuffer
+		s := openT(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		warned := strings.Contains(logs.String(), "older schema were dropped") && strings.Contains(logs.String(), "records=3")
+		if warned != (round == 0) {
+			t.Fatalf("round %d: logs %q", round, logs.String())
+		}
+		same(t, "after dropping the old schema", loadT(t, s), "")
+		for _, b := range oldBuckets {
+			s.db.View(func(tx *nutsdb.Tx) error {
+				if tx.ExistBucket(nutsdb.DataStructureBTree, b) {
+					t.Errorf("round %d: bucket %s is still there", round, b)
+				}
+				return nil
+			})
+		}
+		commitT(t, s, match(ssh, 0, "1.2.3.4"))
+		same(t, "new records", loadT(t, s), reference(t, []stages.Change{match(ssh, 0, "1.2.3.4")}))
+		commitT(t, s, clearKey(ssh, "1.2.3.4"))
+		s.Close()
 	}
 }
