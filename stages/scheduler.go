@@ -253,25 +253,26 @@ func (s *scheduler) restore(fi int, pending []PendingAction, now time.Time) []*J
 	for _, a := range f.actions {
 		byName[a.Name] = a
 	}
+	// The actions of a key are taken together: sorted by key (a no-op on
+	// a store's sorted state), each run of equal keys is one key's.
+	byKey := func(a, b PendingAction) int { return slices.Compare(a.Key, b.Key) }
+	if !slices.IsSortedFunc(pending, byKey) {
+		pending = slices.Clone(pending)
+		slices.SortStableFunc(pending, byKey)
+	}
 	type group struct {
 		values []string
 		items  []PendingAction
 	}
-	var order []string
-	groups := map[string]*group{}
-	for _, p := range pending {
-		k := encodeKey(p.Key)
-		g := groups[k]
-		if g == nil {
-			g = &group{values: p.Key}
-			groups[k] = g
-			order = append(order, k)
-		}
-		g.items = append(g.items, p)
-	}
 	var jobs []*Job
-	for _, key := range order {
-		g := groups[key]
+	for len(pending) > 0 {
+		n := 1
+		for n < len(pending) && slices.Equal(pending[n].Key, pending[0].Key) {
+			n++
+		}
+		g := group{values: pending[0].Key, items: pending[:n]}
+		pending = pending[n:]
+		key := encodeKey(g.values)
 		var due []*Job
 		future := false
 		for _, p := range g.items {
