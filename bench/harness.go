@@ -19,9 +19,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -72,6 +74,13 @@ type Options struct {
 	BatchSize int // lines per batch, source → prefilter
 	LineQueue int // batches buffered between source and prefilter
 	Shards    int // counter shards
+
+	// MemoryLimit, when positive, is the Go soft memory limit of the
+	// process during the pipeline run (restored after it): `reaction
+	// bench` passes the one `reaction start` keeps. The harness's own work
+	// (generating the workload, reading it back for the per-stage timings)
+	// runs under the process's limit.
+	MemoryLimit int64
 
 	// StateDir, when set, gives the engine a nutsstore database in a fresh
 	// subdirectory of it (removed afterwards): the cost of persistence.
@@ -152,6 +161,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	p.fill(rep, h.expectedBans)
+	if p.memoryLimit != math.MaxInt64 {
+		rep.MemoryLimitBytes = &p.memoryLimit
+	}
 
 	// 2. Each stage's synchronous core in isolation, on the same lines.
 	lines, err := workload.ReadFile(h.file)
@@ -229,6 +241,9 @@ func prepare(o Options) (*harness, error) {
 	}
 	if o.BatchSize < 0 || o.LineQueue < 0 || o.Shards < 0 || o.Filters < 0 {
 		return nil, &UsageError{"--batch-size, --line-queue, --shards and --filters must not be negative"}
+	}
+	if o.MemoryLimit < 0 {
+		return nil, &UsageError{"the memory limit must not be negative"}
 	}
 	if o.Attackers < 0 || o.AttackFraction > 1 || o.AttackFraction != o.AttackFraction {
 		return nil, &UsageError{"--attackers must not be negative and --attack-fraction must be at most 1"}
@@ -413,15 +428,16 @@ func settingsOf(g *graph.Graph, state bool) Settings {
 
 // pipelineRun is what one engine run measured.
 type pipelineRun struct {
-	elapsed    time.Duration
-	stats      map[string]map[string]uint64
-	calls      [][]string
-	before     runtime.MemStats
-	after      runtime.MemStats
-	peakHeap   uint64
-	peakRSS    uint64
-	rssMeasure bool
-	gcCPU      float64 // seconds
+	elapsed     time.Duration
+	stats       map[string]map[string]uint64
+	calls       [][]string
+	before      runtime.MemStats
+	after       runtime.MemStats
+	peakHeap    uint64
+	peakRSS     uint64
+	rssMeasure  bool
+	gcCPU       float64 // seconds
+	memoryLimit int64   // during the run; math.MaxInt64: none
 }
 
 // runPipeline runs the engine on g until its streams have finished.
@@ -449,7 +465,10 @@ func (h *harness) runPipeline(ctx context.Context, g *graph.Graph) (*pipelineRun
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 
-	p := &pipelineRun{}
+	if h.o.MemoryLimit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(h.o.MemoryLimit))
+	}
+	p := &pipelineRun{memoryLimit: debug.SetMemoryLimit(-1)}
 	runtime.GC()
 	p.rssMeasure = resetPeakRSS()
 	runtime.ReadMemStats(&p.before)

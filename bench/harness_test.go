@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -101,7 +102,7 @@ func TestRunSSHD(t *testing.T) {
 		"allocs_per_line", "bytes_per_line", "peak_heap_bytes", "peak_rss_bytes",
 		"latency_ms.measured", "latency_ms.p50", "latency_ms.p90", "latency_ms.p99",
 		"settings.batch_size", "settings.line_queue", "settings.shards", "settings.filters",
-		"against", "daemon", "load_average", "gc_cpu_seconds",
+		"against", "daemon", "load_average", "gc_cpu_seconds", "memory_limit_bytes",
 	} {
 		if _, ok := lookup(doc, path); !ok {
 			t.Errorf("JSON report has no %s", path)
@@ -294,6 +295,22 @@ func TestDaemonConfigAndFailure(t *testing.T) {
 	}
 	if !strings.Contains(text.String(), "not measured: reaction start: exit status 1") {
 		t.Errorf("text report:\n%s", text.String())
+	}
+}
+
+// Options.MemoryLimit holds during the pipeline run, is reported, and the
+// process's limit is back afterwards.
+func TestRunMemoryLimit(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	rep, err := Run(context.Background(), small(t, Options{Lines: 2000, MemoryLimit: 200 << 20}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.MemoryLimitBytes == nil || *rep.MemoryLimitBytes != 200<<20 {
+		t.Errorf("memory limit reported %v, want %d", rep.MemoryLimitBytes, 200<<20)
+	}
+	if after := debug.SetMemoryLimit(-1); after != before {
+		t.Errorf("limit after the run %d, before %d", after, before)
 	}
 }
 

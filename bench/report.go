@@ -39,6 +39,9 @@ type Report struct {
 	// collector used during the run (runtime/metrics
 	// /cpu/classes/gc/total:cpu-seconds).
 	GCCPUSeconds float64 `json:"gc_cpu_seconds"`
+	// MemoryLimitBytes is the Go soft memory limit during the run
+	// (Options.MemoryLimit or GOMEMLIMIT); null: none.
+	MemoryLimitBytes *int64 `json:"memory_limit_bytes"`
 
 	Latency  *Latency `json:"latency_ms"`
 	Settings Settings `json:"settings"`
@@ -186,7 +189,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.PeakRSSBytes > 0 {
 		rss = mb(r.PeakRSSBytes)
 	}
-	fmt.Fprintf(tw, "  memory\tpeak heap %s, peak RSS %s, Go runtime sys %s\n", mb(r.PeakHeapBytes), rss, mb(r.SysBytes))
+	limit := "none"
+	if r.MemoryLimitBytes != nil {
+		limit = mib(uint64(*r.MemoryLimitBytes))
+	}
+	fmt.Fprintf(tw, "  memory\tpeak heap %s, peak RSS %s, Go runtime sys %s, Go memory limit %s\n", mb(r.PeakHeapBytes), rss, mb(r.SysBytes), limit)
 	bans := fmt.Sprintf("%s bans", count(r.Actions.Bans))
 	if r.Actions.ExpectedBans != nil {
 		bans += fmt.Sprintf(" (generator's truth: %s)", count(uint64(*r.Actions.ExpectedBans)))
@@ -275,3 +282,5 @@ func count(n uint64) string {
 }
 
 func mb(n uint64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+
+func mib(n uint64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"reaction/bench"
+	"reaction/cmd/reaction/internal/daemon"
 )
 
 // benchLong is the help of `reaction bench`; the README's "Benchmarks"
@@ -18,7 +19,8 @@ const benchLong = "Measure the pipeline's throughput on a generated fail2ban-sty
 	"Reported: lines/s of the whole run; per stage the counts and the cost of its core timed alone (prefilter pass rate and ns/line, prefilter+extract ns/line, counter ns/match); allocations and bytes per line; peak heap and RSS; the latency from a line to the action it starts (a second run, on a FIFO fed at --latency-rate lines/s); the settings used.\n\n" +
 	"Knobs (0 keeps the compiled value, which 'reaction graph' shows): --batch-size (lines per batch, source to matcher; 128), --line-queue (batches buffered, source to matcher; 64), --shards (counter shards; 4), --filters N (pad the built-in stream to N filters whose literals occur in no line), --state DIR (persist through nutsdb in a fresh directory under DIR). Workload: --lines, --seed, --attackers, --attack-fraction; --save-workload FILE keeps the generated lines.\n\n" +
 	"--daemon also times the real daemon: this executable started as 'reaction start -c CONFIG -s SOCKET' in a temporary directory, its stream 'cat WORKLOAD', the built-in filters with a retry never reached (every match counted and persisted, no action run; actions 'true <ip>'), state_directory a fresh directory (under --state DIR when given); reported: lines/s from exec to exit, user and system CPU (with cat's), peak RSS (maxrss), disk used by the state. It cannot be used with -c.\n\n" +
-	"--against fail2ban also times 'fail2ban-regex --no-check-all WORKLOAD /etc/fail2ban/filter.d/sshd.conf' on the sshd workload (Debian package fail2ban), runs the daemon as --daemon does, and prints the ratio of the daemon's rate to fail2ban-regex's (SPEC: at least 100) and that of the in-process pipeline's."
+	"--against fail2ban also times 'fail2ban-regex --no-check-all WORKLOAD /etc/fail2ban/filter.d/sshd.conf' on the sshd workload (Debian package fail2ban), runs the daemon as --daemon does, and prints the ratio of the daemon's rate to fail2ban-regex's (SPEC: at least 100) and that of the in-process pipeline's.\n\n" +
+	"Unless GOMEMLIMIT is set, the in-process pipeline runs under the Go soft memory limit 'reaction start' keeps (" + defaultMemoryLimitText + "); the daemon child sets its own."
 
 type benchCmd struct {
 	env *env
@@ -80,6 +82,9 @@ func (c *benchCmd) Execute(args []string) error {
 		opts.Logger = newLogger(c.env.stderr, slog.Level(l))
 	}
 
+	if os.Getenv("GOMEMLIMIT") == "" {
+		opts.MemoryLimit = daemon.DefaultMemoryLimit
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := bench.Run(ctx, opts)

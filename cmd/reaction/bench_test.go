@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"reaction/cmd/reaction/internal/daemon"
 )
 
 func TestBenchCommand(t *testing.T) {
@@ -39,6 +42,12 @@ func TestBenchCommand(t *testing.T) {
 		if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
 			t.Errorf("reaction %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(tt.args, " "), code, tt.code, stdout.String(), stderr.String())
 		}
+	}
+}
+
+func TestMemoryLimitText(t *testing.T) {
+	if want := fmt.Sprintf("%d MiB", daemon.DefaultMemoryLimit>>20); defaultMemoryLimitText != want {
+		t.Errorf("help says %q, the limit is %s", defaultMemoryLimitText, want)
 	}
 }
 
@@ -129,6 +138,7 @@ func TestBenchDaemon(t *testing.T) {
 			Ratio       float64  `json:"ratio"`
 			DaemonRatio *float64 `json:"daemon_ratio"`
 		} `json:"against"`
+		MemoryLimit *int64 `json:"memory_limit_bytes"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -154,6 +164,9 @@ func TestBenchDaemon(t *testing.T) {
 	}
 	if a := rep.Against; a == nil || !a.Ran || a.Lines != 20000 || a.Ratio <= 0 || a.DaemonRatio == nil || *a.DaemonRatio <= 0 {
 		t.Errorf("against: %s", out)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" && (rep.MemoryLimit == nil || *rep.MemoryLimit != daemon.DefaultMemoryLimit) {
+		t.Errorf("memory limit %v, want the default %d", rep.MemoryLimit, daemon.DefaultMemoryLimit)
 	}
 
 	text := run("text")

@@ -26,6 +26,7 @@ func (c *startCmd) Execute(args []string) error {
 		return err
 	}
 	log := newLogger(c.env.stderr, slog.Level(c.Level))
+	defer keepMemoryLimit(log)()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -56,3 +57,22 @@ func (c *startCmd) Execute(args []string) error {
 	log.Info("reaction stopped")
 	return nil
 }
+
+// keepMemoryLimit runs a daemon.MemoryLimit with the default limit until
+// the returned function is called, unless the GOMEMLIMIT environment
+// variable is set (the runtime has applied it; "off" means none).
+func keepMemoryLimit(log *slog.Logger) (stop func()) {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		log.Debug("Go soft memory limit from the environment", "GOMEMLIMIT", v)
+		return func() {}
+	}
+	log.Debug("Go soft memory limit", "limit_mib", daemon.DefaultMemoryLimit>>20, "override", "GOMEMLIMIT")
+	ml := daemon.NewMemoryLimit(daemon.DefaultMemoryLimit, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ml.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// defaultMemoryLimitText is daemon.DefaultMemoryLimit for help texts.
+const defaultMemoryLimitText = "120 MiB"

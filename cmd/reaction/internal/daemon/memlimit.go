@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"runtime/debug"
+	"runtime/metrics"
+	"time"
+)
+
+// DefaultMemoryLimit is the Go soft memory limit `reaction start` keeps
+// when GOMEMLIMIT is not set. Without a limit the heap grows to twice
+// what is live before a collection (GOGC=100): a million tracked keys
+// (about 100 MiB live) peak near 230 MB of RSS; with it, near 150 MB, at
+// the cost of more frequent collections once the heap nears the limit
+// (measured: 0.3-0.4 s of GC CPU instead of 0.1 s over 2,000,000 lines).
+// A lower limit saves little more: live heap and span fragmentation are
+// about 125 MiB. A daemon whose live heap is a few MiB never notices it.
+const DefaultMemoryLimit = 120 << 20
+
+// MemoryLimit keeps a Go soft memory limit while the live heap fits
+// under it. When the live heap outgrows the limit, the limit cannot be
+// met and the collector would run back to back (up to half the CPU, the
+// runtime's cap): the limit is lifted, leaving GOGC alone in charge, and
+// restored once the live heap is back under half of it.
+//
+// It must not be used when the operator has set GOMEMLIMIT: that limit
+// is theirs.
+type MemoryLimit struct {
+	base   int64
+	old    int64 // the limit before, restored when Run returns
+	log    *slog.Logger
+	period time.Duration
+	set    func(int64) int64
+	live   func() uint64
+	lifted bool
+}
+
+// NewMemoryLimit sets limit as the soft memory limit now; Run then keeps
+// it. A nil logger discards.
+func NewMemoryLimit(limit int64, log *slog.Logger) *MemoryLimit {
+	return newMemoryLimit(limit, log, time.Second, debug.SetMemoryLimit, liveHeap)
+}
+
+func newMemoryLimit(limit int64, log *slog.Logger, period time.Duration, set func(int64) int64, live func() uint64) *MemoryLimit {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &MemoryLimit{base: limit, log: log, period: period, set: set, live: live}
+	m.old = set(limit)
+	return m
+}
+
+// Run looks at the live heap every second and lifts or restores the
+// limit until ctx is done, then restores the limit that was in place
+// before NewMemoryLimit.
+func (m *MemoryLimit) Run(ctx context.Context) error {
+	defer m.set(m.old)
+	t := time.NewTicker(m.period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.step(m.live())
+		}
+	}
+}
+
+// step applies the rule to the live heap measured by the last collection.
+func (m *MemoryLimit) step(live uint64) {
+	switch {
+	case !m.lifted && live > uint64(m.base):
+		m.lifted = true
+		m.set(math.MaxInt64)
+		m.log.Warn("memory limit lifted: the live heap outgrew it, the collector would run back to back; set GOMEMLIMIT to choose a limit",
+			"live_mib", live>>20, "limit_mib", m.base>>20)
+	case m.lifted && live < uint64(m.base)/2:
+		m.lifted = false
+		m.set(m.base)
+		m.log.Info("memory limit restored", "live_mib", live>>20, "limit_mib", m.base>>20)
+	}
+}
+
+// liveHeap is the heap marked live by the last collection.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
