@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"reaction/cmd/reaction/internal/daemon"
@@ -14,7 +15,8 @@ type startCmd struct {
 	env *env
 	configOpt
 	socketOpt
-	Level logLevel `short:"l" long:"loglevel" description:"log level: DEBUG, INFO, WARN or ERROR" default:"INFO" value-name:"LEVEL"`
+	Level      logLevel `short:"l" long:"loglevel" description:"log level: DEBUG, INFO, WARN or ERROR" default:"INFO" value-name:"LEVEL"`
+	CPUProfile string   `long:"cpuprofile" description:"write a CPU profile of the whole run to FILE (go tool pprof)" value-name:"FILE"`
 }
 
 func (c *startCmd) Execute(args []string) error {
@@ -27,6 +29,17 @@ func (c *startCmd) Execute(args []string) error {
 	}
 	log := newLogger(c.env.stderr, slog.Level(c.Level))
 	defer keepMemoryLimit(log)()
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return usageErrorf("start: --cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return usageErrorf("start: --cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
