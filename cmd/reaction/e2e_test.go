@@ -400,3 +400,32 @@ streams:
 		t.Fatalf("directory holds %q, want %q", got, want)
 	}
 }
+
+// --cpuprofile writes a profile that go tool pprof reads (gzipped protobuf).
+func TestStartCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "reaction.yml"), `
+state_directory: `+t.TempDir()+`
+streams:
+  s:
+    cmd: ['echo', 'hello']
+    filters:
+      f:
+        regex: ['hello']
+        actions:
+          a:
+            cmd: ['true']
+`)
+	r := reaction(t, dir, "start", "-c", "reaction.yml", "-s", filepath.Join(dir, "r.sock"), "--cpuprofile", "cpu.out")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cpu.out"))
+	if err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("profile: %v, %d bytes", err, len(b))
+	}
+	r = reaction(t, dir, "start", "-c", "reaction.yml", "--cpuprofile", filepath.Join(dir, "missing", "cpu.out"))
+	if r.code != 2 || !strings.Contains(r.stderr, "--cpuprofile") {
+		t.Fatalf("unwritable profile: exit %d: %s", r.code, r.stderr)
+	}
+}
