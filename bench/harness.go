@@ -74,6 +74,7 @@ type Options struct {
 	BatchSize int // lines per batch, source → prefilter
 	LineQueue int // batches buffered between source and prefilter
 	Shards    int // counter shards
+	Workers   int // prefilter and extract goroutines per stream
 
 	// MemoryLimit, when positive, is the Go soft memory limit of the
 	// process during the pipeline run (restored after it): `reaction
@@ -239,8 +240,8 @@ func prepare(o Options) (*harness, error) {
 	if o.MinIsolation <= 0 {
 		o.MinIsolation = 200 * time.Millisecond
 	}
-	if o.BatchSize < 0 || o.LineQueue < 0 || o.Shards < 0 || o.Filters < 0 {
-		return nil, &UsageError{"--batch-size, --line-queue, --shards and --filters must not be negative"}
+	if o.BatchSize < 0 || o.LineQueue < 0 || o.Shards < 0 || o.Workers < 0 || o.Filters < 0 {
+		return nil, &UsageError{"--batch-size, --line-queue, --shards, --workers and --filters must not be negative"}
 	}
 	if o.MemoryLimit < 0 {
 		return nil, &UsageError{"the memory limit must not be negative"}
@@ -388,6 +389,10 @@ func applyKnobs(g *graph.Graph, o Options) {
 			if o.Shards > 0 {
 				n.Counter.Shards = o.Shards
 			}
+		case graph.KindPrefilter:
+			if o.Workers > 0 {
+				n.Prefilter.Workers = o.Workers
+			}
 		}
 	}
 	if o.LineQueue > 0 {
@@ -402,9 +407,12 @@ func applyKnobs(g *graph.Graph, o Options) {
 
 // settingsOf reads back the sizes the engine will use.
 func settingsOf(g *graph.Graph, state bool) Settings {
-	s := Settings{BatchSize: graph.DefaultBatchSize, LineQueue: graph.DefaultLineQueue, Shards: 1, MatchQueue: graph.DefaultMatchQueue, State: state}
+	s := Settings{BatchSize: graph.DefaultBatchSize, LineQueue: graph.DefaultLineQueue, Shards: 1, Workers: 1, MatchQueue: graph.DefaultMatchQueue, State: state}
 	for _, v := range g.Streams() {
 		s.Streams++
+		if n := g.Node(graph.PrefilterID(v.Source.Stream)); n != nil && n.Prefilter != nil {
+			s.Workers = max(s.Workers, n.Prefilter.Workers)
+		}
 		s.Filters += len(v.Filters)
 		if v.Source.BatchSize > 0 {
 			s.BatchSize = v.Source.BatchSize

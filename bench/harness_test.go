@@ -78,7 +78,7 @@ func TestRunSSHD(t *testing.T) {
 	if s.Prefilter.NsPerLine <= 0 || s.Extract.NsPerLine < s.Prefilter.NsPerLine || s.Counter.NsPerMatch <= 0 {
 		t.Errorf("isolated costs: prefilter %v, extract %v ns/line, counter %v ns/match", s.Prefilter.NsPerLine, s.Extract.NsPerLine, s.Counter.NsPerMatch)
 	}
-	if rep.Settings.BatchSize != 128 || rep.Settings.LineQueue != 64 || rep.Settings.Shards != 4 || rep.Settings.Filters != 1 {
+	if rep.Settings.BatchSize != 128 || rep.Settings.LineQueue != 64 || rep.Settings.Shards != 4 || rep.Settings.Workers != 2 || rep.Settings.Filters != 1 {
 		t.Errorf("settings %+v, want the compiled defaults", rep.Settings)
 	}
 	if l := rep.Latency; !l.Measured || l.Samples == 0 || *l.P50 > *l.P99 || *l.P99 > *l.Max {
@@ -125,12 +125,12 @@ func TestRunSSHD(t *testing.T) {
 
 // Knobs reach the engine; padding filters change nothing to the bans.
 func TestRunKnobsAndPadding(t *testing.T) {
-	o := small(t, Options{Workload: "sshd", Lines: 10_000, Filters: 30, BatchSize: 16, LineQueue: 4, Shards: 3})
+	o := small(t, Options{Workload: "sshd", Lines: 10_000, Filters: 30, BatchSize: 16, LineQueue: 4, Shards: 3, Workers: 3})
 	rep, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{BatchSize: 16, LineQueue: 4, Shards: 3, MatchQueue: 64, Streams: 1, Filters: 30}
+	want := Settings{BatchSize: 16, LineQueue: 4, Shards: 3, Workers: 3, MatchQueue: 64, Streams: 1, Filters: 30}
 	if rep.Settings != want {
 		t.Errorf("settings %+v, want %+v", rep.Settings, want)
 	}

@@ -113,6 +113,7 @@ type Settings struct {
 	BatchSize  int  `json:"batch_size"`  // lines per batch, source → prefilter
 	LineQueue  int  `json:"line_queue"`  // batches buffered, source → prefilter
 	Shards     int  `json:"shards"`      // counter shards
+	Workers    int  `json:"workers"`     // prefilter and extract goroutines per stream
 	MatchQueue int  `json:"match_queue"` // match batches buffered towards each shard
 	Streams    int  `json:"streams"`
 	Filters    int  `json:"filters"`
@@ -228,8 +229,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	if s.State {
 		state = "on (nutsstore)"
 	}
-	fmt.Fprintf(&b, "\nsettings\n  batch size %d lines, line queue %d batches, shards %d, match queue %d batches, %d stream(s), %d filter(s), state %s\n",
-		s.BatchSize, s.LineQueue, s.Shards, s.MatchQueue, s.Streams, s.Filters, state)
+	fmt.Fprintf(&b, "\nsettings\n  batch size %d lines, line queue %d batches, workers %d, shards %d, match queue %d batches, %d stream(s), %d filter(s), state %s\n",
+		s.BatchSize, s.LineQueue, s.Workers, s.Shards, s.MatchQueue, s.Streams, s.Filters, state)
 
 	if d := r.Daemon; d != nil {
 		fmt.Fprintf(&b, "\ndaemon (`reaction start` child, `cat` stream, state on, retry %s never reached, actions `true <ip>`)\n", count(uint64(d.Retry)))

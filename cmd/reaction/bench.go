@@ -17,7 +17,7 @@ import (
 const benchLong = "Measure the pipeline's throughput on a generated fail2ban-style workload (or a log file).\n\n" +
 	"The configuration is compiled as by 'reaction start': -c CONFIG, or a built-in one per workload (sshd: upstream's four sshd regexes; nginx; mixed: both filters on one stream; <ip> patterns, retry 3 within 6h, ban, unban after 48h). Every stream's command becomes 'cat WORKLOAD', the real engine runs in-process, and action commands are recorded, never run.\n\n" +
 	"Reported: lines/s of the whole run; per stage the counts and the cost of its core timed alone (prefilter pass rate and ns/line, prefilter+extract ns/line, counter ns/match); allocations and bytes per line; peak heap and RSS; the latency from a line to the action it starts (a second run, on a FIFO fed at --latency-rate lines/s); the settings used.\n\n" +
-	"Knobs (0 keeps the compiled value, which 'reaction graph' shows): --batch-size (lines per batch, source to matcher; 128), --line-queue (batches buffered, source to matcher; 64), --shards (counter shards; 4), --filters N (pad the built-in stream to N filters whose literals occur in no line), --state DIR (persist through nutsdb in a fresh directory under DIR). Workload: --lines, --seed, --attackers, --attack-fraction; --save-workload FILE keeps the generated lines.\n\n" +
+	"Knobs (0 keeps the compiled value, which 'reaction graph' shows): --batch-size (lines per batch, source to matcher; 128), --line-queue (batches buffered, source to matcher; 64), --shards (counter shards; 4), --workers (prefilter and extract goroutines per stream; 2), --filters N (pad the built-in stream to N filters whose literals occur in no line), --state DIR (persist through nutsdb in a fresh directory under DIR). Workload: --lines, --seed, --attackers, --attack-fraction; --save-workload FILE keeps the generated lines.\n\n" +
 	"--daemon also times the real daemon: this executable started as 'reaction start -c CONFIG -s SOCKET' in a temporary directory, its stream 'cat WORKLOAD', the built-in filters with a retry never reached (every match counted and persisted, no action run; actions 'true <ip>'), state_directory a fresh directory (under --state DIR when given); reported: lines/s from exec to exit, user and system CPU (with cat's), peak RSS (maxrss), disk used by the state. It cannot be used with -c.\n\n" +
 	"--against fail2ban also times 'fail2ban-regex --no-check-all WORKLOAD /etc/fail2ban/filter.d/sshd.conf' on the sshd workload (Debian package fail2ban), runs the daemon as --daemon does, and prints the ratio of the daemon's rate to fail2ban-regex's (SPEC: at least 100) and that of the in-process pipeline's.\n\n" +
 	"Unless GOMEMLIMIT is set, the in-process pipeline runs under the Go soft memory limit 'reaction start' keeps (" + defaultMemoryLimitText + "); the daemon child sets its own."
@@ -38,6 +38,7 @@ type benchCmd struct {
 	BatchSize int    `long:"batch-size" description:"lines per batch, source → matcher (0: as compiled)" value-name:"N"`
 	LineQueue int    `long:"line-queue" description:"batches buffered, source → matcher (0: as compiled)" value-name:"N"`
 	Shards    int    `long:"shards" description:"counter shards (0: as compiled)" value-name:"N"`
+	Workers   int    `long:"workers" description:"prefilter and extract goroutines per stream (0: as compiled)" value-name:"N"`
 	Filters   int    `long:"filters" description:"pad the built-in stream to N filters whose literals occur in no line" value-name:"N"`
 	State     string `long:"state" description:"use a nutsdb state database in a fresh directory under DIR" value-name:"DIR"`
 
@@ -66,7 +67,7 @@ func (c *benchCmd) Execute(args []string) error {
 	opts := bench.Options{
 		Config: c.Config, Workload: c.Workload, Lines: c.Lines, Seed: c.Seed,
 		Attackers: c.Attackers, AttackFraction: c.AttackFraction, SaveWorkload: c.SaveWorkload,
-		Filters: c.Filters, BatchSize: c.BatchSize, LineQueue: c.LineQueue, Shards: c.Shards,
+		Filters: c.Filters, BatchSize: c.BatchSize, LineQueue: c.LineQueue, Shards: c.Shards, Workers: c.Workers,
 		StateDir: c.State, LatencyLines: c.LatencyLines, LatencyRate: c.LatencyRate,
 		Daemon: c.Daemon, Against: c.Against, F2BFilter: c.F2BFilter,
 		CPUProfile: c.CPUProfile, MemProfile: c.MemProfile,
