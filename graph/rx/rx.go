@@ -619,13 +619,9 @@ func (m *machine) run(pc, pos int) bool {
 			last := len(i.alts) - 1
 			h := m.tp
 			for _, a := range i.alts[:last] {
-				if m.run(a, pos) {
-					return true
+				if stop, ok := m.try(a, pos, h); stop {
+					return ok
 				}
-				if m.budget < 0 {
-					return false
-				}
-				m.rewind(h)
 			}
 			pc = i.alts[last]
 		case opLoop:
@@ -634,13 +630,9 @@ func (m *machine) run(pc, pos int) bool {
 				first, second = second, first
 			}
 			h := m.tp
-			if m.run(first, pos) {
-				return true
+			if stop, ok := m.try(first, pos, h); stop {
+				return ok
 			}
-			if m.budget < 0 {
-				return false
-			}
-			m.rewind(h)
 			pc = second
 		case opRuneLoop:
 			if !i.possessive {
@@ -684,13 +676,9 @@ func (m *machine) runeLoop(i *inst, pos int) bool {
 	if !i.greedy {
 		for n := 0; ; n++ {
 			if n >= i.min && (i.follow == nil || bytes.HasPrefix(in[pos:], i.follow)) {
-				if m.run(i.next, pos) {
-					return true
+				if stop, ok := m.try(i.next, pos, h); stop {
+					return ok
 				}
-				if m.budget < 0 {
-					return false
-				}
-				m.rewind(h)
 			}
 			if n == i.max {
 				return false
@@ -751,13 +739,9 @@ func (m *machine) runeLoop(i *inst, pos int) bool {
 			return m.jumpBack(i, lo, min(len(in), end+len(f)))
 		}
 		for at := end; at >= lo; at-- {
-			if m.run(i.next, at) {
-				return true
+			if stop, ok := m.try(i.next, at, h); stop {
+				return ok
 			}
-			if m.budget < 0 {
-				return false
-			}
-			m.rewind(h)
 		}
 		return false
 	}
@@ -772,13 +756,9 @@ func (m *machine) runeLoop(i *inst, pos int) bool {
 			m.budget--
 			continue
 		}
-		if m.run(i.next, at) {
-			return true
+		if stop, ok := m.try(i.next, at, h); stop {
+			return ok
 		}
-		if m.budget < 0 {
-			return false
-		}
-		m.rewind(h)
 	}
 	return false
 }
@@ -807,15 +787,26 @@ func (m *machine) jumpBack(i *inst, lo, hi int) bool {
 		return false
 	}
 	for k := m.sp - 1; k >= base; k-- {
-		if m.run(i.next, int(m.stack[k])) {
-			return true
+		if stop, ok := m.try(i.next, int(m.stack[k]), h); stop {
+			return ok
 		}
-		if m.budget < 0 {
-			return false
-		}
-		m.rewind(h)
 	}
 	return false
+}
+
+// try runs the rest of the program from pc at pos as one alternative of
+// a choice point whose trail height was h. stop reports that the search is
+// decided, with ok its outcome (a match, or the budget spent); otherwise
+// the alternative failed and its captures are undone.
+func (m *machine) try(pc, pos, h int) (stop, ok bool) {
+	if m.run(pc, pos) {
+		return true, true
+	}
+	if m.budget < 0 {
+		return true, false
+	}
+	m.rewind(h)
+	return false, false
 }
 
 // holds reports whether the empty-width condition op holds at pos.
