@@ -33,7 +33,7 @@ func (s *Store) Compact() error {
 		return nil
 	}
 	if err == nil {
-		err = syncDir(s.dir)
+		err = errors.Join(syncDir(s.dir), unpinKeys(db))
 	}
 	if err != nil {
 		return fmt.Errorf("state directory %s: compact: %w", s.dir, err)

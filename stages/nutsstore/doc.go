@@ -14,7 +14,8 @@
 //
 // id is a 4-byte number given to a filter (a stages.FilterRef: name and
 // identity) when it first gets a key, so that the identity (hundreds of
-// bytes) is in one record only; group is 4 bytes too. An entry is a key's
+// bytes) is in one record only; group is 4 bytes too (bit-reversed, see
+// groupKey). An entry is a key's
 // captured values (their count, then each, length-prefixed), its match
 // times (8 bytes each: big-endian Unix nanoseconds with the sign bit
 // flipped; the zero time has its own code) and its pending actions (action,

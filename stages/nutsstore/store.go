@@ -190,6 +190,9 @@ func (s *Store) prepare(db *nutsdb.DB) (*table, error) {
 	if old > 0 {
 		s.log.Warn("state: records of an older schema were dropped (one record per key, schema v1)", "dir", s.dir, "records", old)
 	}
+	if err := unpinKeys(db); err != nil {
+		return nil, err
+	}
 	t := newTable()
 	err = db.View(func(tx *nutsdb.Tx) error {
 		it := nutsdb.NewIterator(tx, bucketState, nutsdb.IteratorOptions{})
@@ -233,6 +236,30 @@ func (s *Store) prepare(db *nutsdb.DB) (*table, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// unpinKeys gives each record of nutsdb's index a key of its own. nutsdb
+// reads a record's key and value into one buffer and keeps the key, a
+// slice of it, in its index: each record read from a file (at Open, by a
+// merge) keeps its value in memory although its index does not use it.
+// The copy is equal, so the index's order is unchanged.
+func unpinKeys(db *nutsdb.DB) error {
+	return db.Update(func(tx *nutsdb.Tx) error {
+		it := nutsdb.NewIterator(tx, bucketState, nutsdb.IteratorOptions{})
+		if it == nil {
+			return fmt.Errorf("no bucket %s", bucketState)
+		}
+		defer it.Release()
+		for ok := it.Valid(); ok; ok = it.Next() {
+			item := it.Item()
+			if cap(item.Key) == len(item.Key) || item.Record == nil {
+				continue
+			}
+			key := bytes.Clone(item.Key)
+			item.Key, item.Record.Key = key, key
+		}
+		return nil
+	})
 }
 
 func (s *Store) maxSegment() int64 {
