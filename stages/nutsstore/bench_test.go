@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -20,7 +21,7 @@ func benchIP(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&2
 // fill commits, for each of pendingKeys keys, one pending action and, for
 // the first matchKeys keys (counting from keys with no pending action when
 // apart is set), two matches; in batches of about 10,000 changes.
-func fill(b *testing.B, s *Store, pendingKeys, matchKeys int, apart bool) {
+func fill(b testing.TB, s *Store, pendingKeys, matchKeys int, apart bool) {
 	batch := make([]stages.Change, 0, 10000)
 	flush := func(force bool) {
 		if len(batch) >= cap(batch)-3 || force && len(batch) > 0 {
@@ -152,14 +153,48 @@ func BenchmarkCommit10kMatchesSameKeys(b *testing.B) {
 	b.ReportMetric(n, "changes/op")
 }
 
-// BenchmarkCompact100k compacts a database of 100,000 live keys (200,000
-// records): nutsdb's Merge rewrites each in its own synced transaction.
+// BenchmarkCompact100k compacts a database of 100,000 live keys, as fill
+// leaves it (matches and pending actions for each key), a fresh copy each
+// time: nutsdb's Merge rewrites each live record in its own synced
+// transaction.
 func BenchmarkCompact100k(b *testing.B) {
-	dir := b.TempDir()
-	s := openT(b, dir, Options{})
+	filled := b.TempDir()
+	s := openT(b, filled, Options{})
 	fill(b, s, 100_000, 100_000, false)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
 	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		copyDir(b, filled, dir)
+		s := openT(b, dir, Options{})
+		b.StartTimer()
 		if err := s.Compact(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+func copyDir(b *testing.B, from, to string) {
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(to, e.Name()), data, 0o600)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 	}
