@@ -14,12 +14,14 @@ const (
 	schema      = "v2\x00" // version prefix of every key
 	bucketState = "state"  // the nutsdb bucket of every v2 record
 	kindFilter  = 'f'      // schema | kindFilter | id: a filter record
-	kindKeys    = 'k'      // schema | kindKeys | id | bucket: a key group
+	kindKeys    = 'k'      // schema | kindKeys | id | group: a group record
+	kindLog     = 'w'      // schema | kindLog | seq: a log record
 	idSize      = 4
 	timeSize    = 8
 
 	filterKeySize = len(schema) + 1 + idSize
 	groupKeySize  = filterKeySize + 4
+	logKeySize    = len(schema) + 1 + 8
 )
 
 // The v1 layout's buckets, one record per key: dropped at Open.
@@ -74,20 +76,39 @@ func groupKey(id, group uint32) []byte {
 	return binary.BigEndian.AppendUint32(groupPrefix(id), bits.Reverse32(group))
 }
 
+func logKey(seq uint64) []byte {
+	b := make([]byte, 0, logKeySize)
+	b = append(b, schema...)
+	b = append(b, kindLog)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// recordKey is a decoded record key.
+type recordKey struct {
+	kind  byte
+	id    uint32 // of a filter or group record
+	group uint32 // of a group record
+	seq   uint64 // of a log record
+}
+
 // parseKey decodes a record key of the current schema.
-func parseKey(key []byte) (kind byte, id, group uint32, err error) {
-	if len(key) < filterKeySize || string(key[:len(schema)]) != schema {
-		return 0, 0, 0, errBadKey
+func parseKey(key []byte) (recordKey, error) {
+	if len(key) <= len(schema) || string(key[:len(schema)]) != schema {
+		return recordKey{}, errBadKey
 	}
-	kind = key[len(schema)]
-	id = binary.BigEndian.Uint32(key[len(schema)+1:])
+	k := recordKey{kind: key[len(schema)]}
+	rest := key[len(schema)+1:]
 	switch {
-	case kind == kindFilter && len(key) == filterKeySize:
-		return kind, id, 0, nil
-	case kind == kindKeys && len(key) == groupKeySize:
-		return kind, id, bits.Reverse32(binary.BigEndian.Uint32(key[filterKeySize:])), nil
+	case k.kind == kindFilter && len(key) == filterKeySize:
+		k.id = binary.BigEndian.Uint32(rest)
+	case k.kind == kindKeys && len(key) == groupKeySize:
+		k.id, k.group = binary.BigEndian.Uint32(rest), bits.Reverse32(binary.BigEndian.Uint32(rest[idSize:]))
+	case k.kind == kindLog && len(key) == logKeySize:
+		k.seq = binary.BigEndian.Uint64(rest)
+	default:
+		return recordKey{}, errBadKey
 	}
-	return 0, 0, 0, errBadKey
+	return k, nil
 }
 
 // appendTime encodes t in 8 bytes that sort as the times do.
@@ -204,3 +225,64 @@ func decodeFilterValue(id uint32, v []byte) (*filterMeta, error) {
 
 // pendingSize is the least size of an encoded pending action.
 const pendingSize = 1 + 2*timeSize
+
+// A log record's value: the changes of one commit, by filter, then the
+// groups that the commit folded (see wal.go):
+//
+//	log     = n sections | section* | n folded | (id group)*
+//	section = id | n ops | op*
+//	op      = len(key) key | flags | n times | times |
+//	          n pending | (len(action) action | due | trigger | put)*
+//
+// ids, groups, lengths and counts are uvarints; flags is 1 for a clear,
+// put is 1 for an OpPending, 0 for an OpDone.
+
+func appendOp(b []byte, k *keyPlan) []byte {
+	b = appendString(b, k.key)
+	flags := byte(0)
+	if k.clear {
+		flags = 1
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(len(k.times)/timeSize))
+	b = append(b, k.times...)
+	b = binary.AppendUvarint(b, uint64(len(k.pending)))
+	for _, p := range k.pending {
+		b = appendString(b, p.action)
+		b = append(b, p.due[:]...)
+		b = append(b, p.trigger[:]...)
+		put := byte(0)
+		if p.put {
+			put = 1
+		}
+		b = append(b, put)
+	}
+	return b
+}
+
+// decodeOp decodes the op at the start of r into k. k.times refers to r's
+// bytes.
+func decodeOp(r *reader, k *keyPlan) {
+	k.key = string(r.bytes())
+	flags := r.next(1)
+	k.times = r.next(r.count(timeSize) * timeSize)
+	n := r.count(pendingSize + 1)
+	k.pending = k.pending[:0]
+	for range n {
+		action, due, trigger := nextPending(r)
+		put := r.next(1)
+		if r.err != nil {
+			break
+		}
+		p := pendingOp{pendingRec: pendingRec{action: string(action)}, put: put[0] == 1}
+		copy(p.due[:], due)
+		copy(p.trigger[:], trigger)
+		k.pending = append(k.pending, p)
+	}
+	if r.err == nil && flags[0] > 1 {
+		r.fail()
+	}
+	if r.err == nil {
+		k.clear = flags[0] == 1
+	}
+}

@@ -1,6 +1,8 @@
 package nutsstore
 
 import (
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -13,10 +15,11 @@ import (
 
 var errMalformedGroup = errors.New("malformed group record")
 
-// plan is a batch of changes reduced to its effect on each key.
+// plan is a batch of changes reduced to their effect on each key.
 type plan struct {
 	filters []*filterPlan // in first-seen order
 	byRef   map[stages.FilterRef]*filterPlan
+	keys    int
 }
 
 type filterPlan struct {
@@ -38,6 +41,7 @@ func planChanges(changes []stages.Change) *plan {
 			p.filters = append(p.filters, f)
 		}
 		if c.Op == stages.OpDrop {
+			p.keys -= len(f.order)
 			f.drop, f.order = true, nil
 			clear(f.keys)
 			continue
@@ -48,6 +52,7 @@ func planChanges(changes []stages.Change) *plan {
 			k = &keyPlan{key: string(buf)}
 			f.keys[k.key] = k
 			f.order = append(f.order, k)
+			p.keys++
 		}
 		switch c.Op {
 		case stages.OpMatch:
@@ -68,140 +73,270 @@ func notFound(err error) bool {
 	return errors.Is(err, nutsdb.ErrKeyNotFound) || errors.Is(err, nutsdb.ErrNotFoundKey)
 }
 
-// applier writes a plan in one transaction, on a copy of the table.
-type applier struct {
-	tx         *nutsdb.Tx
-	table      *table
-	groupBytes uint64
-	warn       func(msg string, args ...any)
-	buf        []byte
+// committer writes one batch in one transaction. It changes the store's
+// table and log as it goes: if the transaction fails, they are read again
+// from the database.
+type committer struct {
+	s      *Store
+	tx     *nutsdb.Tx
+	rec    *logRecord
+	groups map[groupRef]*group // read (or created) by this commit
+	filter map[uint32]bool     // filters whose record is to write
+	buf    []byte
 }
 
-func (a *applier) apply(p *plan) error {
-	for _, f := range p.filters {
-		if err := a.filter(f); err != nil {
-			return fmt.Errorf("filter %s: %w", f.ref.Name, err)
+// commit writes p: drops, the log record, the folds it owes, the groups and
+// filter records they changed.
+func (c *committer) commit(p *plan) error {
+	t, w := c.s.table, c.s.wal
+	c.groups, c.filter = map[groupRef]*group{}, map[uint32]bool{}
+	c.rec = &logRecord{seq: w.seq + 1}
+	w.seq = c.rec.seq
+	w.records = append(w.records, c.rec)
+
+	// The changes, as the log record's sections.
+	var ops []byte
+	type placed struct {
+		g          groupRef
+		start, end int
+	}
+	var place []placed
+	sections := 0
+	for _, fp := range p.filters {
+		f := t.byRef[fp.ref]
+		if fp.drop && f != nil {
+			if err := c.drop(f); err != nil {
+				return err
+			}
+			f = nil
+		}
+		if len(fp.order) == 0 {
+			continue
+		}
+		if f == nil {
+			f = &filterMeta{id: t.next, ref: fp.ref}
+			t.add(f)
+			c.filter[f.id] = true
+		}
+		sections++
+		ops = binary.AppendUvarint(ops, uint64(f.id))
+		ops = binary.AppendUvarint(ops, uint64(len(fp.order)))
+		for _, k := range fp.order {
+			start := len(ops)
+			ops = appendOp(ops, k)
+			place = append(place, placed{groupRef{f.id, f.group(hashKey(k.key))}, start, len(ops)})
+		}
+	}
+	for _, pl := range place {
+		w.add(pl.g, logOp{c.rec, ops[pl.start:pl.end:pl.end]})
+	}
+	c.rec.size = len(ops) + 2
+	w.bytes += c.rec.size
+
+	// A large batch is folded at once: its record would take much of the
+	// log, or not fit in a segment.
+	if int64(len(ops)) > min(int64(c.s.opts.logBytes), c.s.opts.SegmentSize)/4 {
+		for _, g := range c.rec.groups {
+			if w.dirty[g.id][g.group] != nil {
+				if err := c.fold(g); err != nil {
+					return err
+				}
+			}
+		}
+	}
+
+	// Folds: the groups of the oldest records while the log is over its
+	// budget, at most as many groups as this batch has keys, and a few.
+	budget := c.s.opts.logBytes
+	for limit := p.keys + minFolds; w.bytes > budget && limit > 0 && len(w.records) > 0; {
+		head := w.records[0]
+		for _, g := range head.groups {
+			if limit == 0 {
+				break
+			}
+			if w.waits(g, head) {
+				if err := c.fold(g); err != nil {
+					return err
+				}
+				limit--
+			}
+		}
+		if err := c.trim(); err != nil {
+			return err
+		}
+		if len(w.records) > 0 && w.records[0] == head {
+			break // the limit
+		}
+	}
+	if err := c.splits(); err != nil {
+		return err
+	}
+
+	// The groups, then the log record that lists them (unless no record
+	// is older and nothing waits for its changes: it is not needed; its
+	// changes are not written when they are all folded).
+	var folded []byte
+	nfolded := 0
+	for _, g := range slices.SortedFunc(maps.Keys(c.groups), compareGroupRefs) {
+		gr := c.groups[g]
+		if !gr.dirty {
+			continue
+		}
+		if err := c.writeGroup(g, gr); err != nil {
+			return err
+		}
+		nfolded++
+		folded = binary.AppendUvarint(folded, uint64(g.id))
+		folded = binary.AppendUvarint(folded, uint64(g.group))
+	}
+	if err := c.trim(); err != nil {
+		return err
+	}
+	if len(w.records) > 0 && w.records[len(w.records)-1] == c.rec {
+		if c.rec.refs == 0 {
+			sections, ops = 0, nil
+		}
+		value := binary.AppendUvarint(make([]byte, 0, len(ops)+len(folded)+8), uint64(sections))
+		value = append(value, ops...)
+		value = binary.AppendUvarint(value, uint64(nfolded))
+		value = append(value, folded...)
+		w.bytes += len(value) - c.rec.size
+		c.rec.size, c.rec.written = len(value), true
+		if err := c.tx.Put(bucketState, logKey(c.rec.seq), value, nutsdb.Persistent); err != nil {
+			return err
+		}
+	}
+	return c.writeFilters()
+}
+
+// minFolds is how many groups a commit may fold besides one per key it
+// changes, so that the log shrinks even under commits of one change.
+const minFolds = 16
+
+func compareGroupRefs(a, b groupRef) int {
+	if c := cmp.Compare(a.id, b.id); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.group, b.group)
+}
+
+// trim deletes the log records that are no longer needed.
+func (c *committer) trim() error {
+	for _, r := range c.s.wal.trim() {
+		if !r.written {
+			continue // this commit's: never written
+		}
+		if err := c.tx.Delete(bucketState, logKey(r.seq)); err != nil && !notFound(err) {
+			return err
 		}
 	}
 	return nil
 }
 
-// filterWork is one filter's part of a transaction.
-type filterWork struct {
-	*applier
-	f      *filterMeta
-	fresh  bool            // no group has a record to read
-	stale  map[string]bool // records of a dropped filter, to delete unless rewritten
-	groups map[uint32]*group
-}
-
-func (a *applier) filter(fp *filterPlan) error {
-	old := a.table.byRef[fp.ref]
-	w := &filterWork{applier: a, groups: map[uint32]*group{}}
-	if old != nil {
-		f := *old
-		w.f = &f
+// drop deletes every record of f and forgets its changes in the log (they
+// stay in log records, for an id that no filter will have again).
+func (c *committer) drop(f *filterMeta) error {
+	keys, _, err := c.tx.PrefixScanEntries(bucketState, groupPrefix(f.id), "", 0, nutsdb.ScanNoLimit, true, false)
+	if err != nil && !errors.Is(err, nutsdb.ErrPrefixScan) {
+		return err
 	}
-	if fp.drop && w.f != nil {
-		keys, _, err := a.tx.PrefixScanEntries(bucketState, groupPrefix(w.f.id), "", 0, nutsdb.ScanNoLimit, true, false)
-		if err != nil && !errors.Is(err, nutsdb.ErrPrefixScan) {
-			return err
-		}
-		w.stale = make(map[string]bool, len(keys))
-		for _, k := range keys {
-			w.stale[string(k)] = true
-		}
-		w.f.level, w.f.split, w.f.counts = 0, 0, counts{}
-		w.fresh = true
-	}
-	if w.f == nil {
-		w.f = &filterMeta{id: a.table.next, ref: fp.ref}
-		a.table.next++
-		w.fresh = true
-	}
-	for _, k := range fp.order {
-		if err := w.key(k); err != nil {
+	for _, k := range keys {
+		if err := c.tx.Delete(bucketState, slices.Clone(k)); err != nil && !notFound(err) {
 			return err
 		}
 	}
-	return w.write(old)
+	if err := c.tx.Delete(bucketState, filterKey(f.id)); err != nil && !notFound(err) {
+		return err
+	}
+	for g := range c.s.wal.dirty[f.id] {
+		c.s.wal.take(groupRef{f.id, g})
+	}
+	for g := range c.groups {
+		if g.id == f.id {
+			delete(c.groups, g)
+		}
+	}
+	delete(c.filter, f.id)
+	c.s.table.remove(f)
+	return nil
 }
 
-// get returns group n, read from its record the first time.
-func (w *filterWork) get(n uint32) (*group, error) {
-	if g := w.groups[n]; g != nil {
-		return g, nil
+// get returns group g, read from its record the first time.
+func (c *committer) get(g groupRef) (*group, error) {
+	if gr := c.groups[g]; gr != nil {
+		return gr, nil
 	}
-	g := &group{n: n, entries: map[string]*entry{}}
-	w.groups[n] = g
-	key := groupKey(w.f.id, n)
-	if w.fresh {
-		g.existed = w.stale[string(key)]
-		return g, nil
-	}
-	v, err := w.tx.Get(bucketState, key)
+	gr := &group{entries: map[string]*entry{}}
+	c.groups[g] = gr
+	key := groupKey(g.id, g.group)
+	v, err := c.tx.Get(bucketState, key)
 	if notFound(err) {
-		return g, nil
+		return gr, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	g.existed = true
-	if err := decodeGroup(g, v); err != nil {
-		// Load skips it too: it is rewritten with what this batch says.
-		w.warn("state: a group record not understood is overwritten", "filter", w.f.ref.Name, "record", fmt.Sprintf("%q", key), "error", err)
-		clear(g.entries) // its keys stay counted: the filter is never taken for empty
+	gr.existed = true
+	if err := decodeGroup(gr, v); err != nil {
+		// Load skips it too: it is rewritten with what the log says.
+		c.s.log.Warn("state: a group record not understood is overwritten", "record", fmt.Sprintf("%q", key), "error", err)
+		clear(gr.entries) // its keys stay counted: the filter is never taken for empty
 	}
-	return g, nil
+	return gr, nil
 }
 
-func (w *filterWork) key(k *keyPlan) error {
-	g, err := w.get(w.f.group(hashKey(k.key)))
+// fold applies the changes group g waits for.
+func (c *committer) fold(g groupRef) error {
+	gr, err := c.get(g)
 	if err != nil {
 		return err
 	}
-	e := g.entries[k.key]
-	if e == nil {
-		if !k.creates() {
-			return nil // a clear or a done of nothing
+	f := c.s.table.byID[g.id]
+	var k keyPlan
+	for _, op := range c.s.wal.take(g) {
+		r := reader{b: op.enc}
+		decodeOp(&r, &k)
+		if r.err != nil {
+			return fmt.Errorf("log record %d: %w", op.rec.seq, r.err)
 		}
-		e = &entry{}
-		g.entries[k.key] = e
+		gr.apply(&k, &f.counts)
 	}
-	before := entryCounts(k.key, e)
-	k.applyTo(e)
-	g.dirty = true
-	w.f.counts = w.f.counts.sub(before).add(entryCounts(k.key, e))
-	if e.empty() {
-		delete(g.entries, k.key)
-	}
-	for w.f.bytes > w.groupBytes*w.f.groups() && w.f.level < maxLevel {
-		if err := w.splitOne(); err != nil {
-			return err
+	gr.dirty = true
+	c.filter[g.id] = true
+	return nil
+}
+
+// splits splits groups of the filters whose counts changed while they hold
+// more than their share.
+func (c *committer) splits() error {
+	for _, id := range slices.Sorted(maps.Keys(c.filter)) {
+		f := c.s.table.byID[id]
+		for f.bytes > uint64(c.s.opts.groupBytes)*f.groups() && f.level < maxLevel {
+			if err := c.split(f); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// splitOne splits the next group of the linear hash table.
-func (w *filterWork) splitOne() error {
-	f := w.f
-	from, err := w.get(f.split)
-	if err != nil {
-		return err
-	}
-	to, err := w.get(f.split + 1<<f.level)
-	if err != nil {
-		return err
-	}
-	mask := uint64(1)<<(f.level+1) - 1
-	for k, e := range from.entries {
-		if hashKey(k)&mask == uint64(to.n) {
-			to.entries[k] = e
-			delete(from.entries, k)
+// split splits the next group of f's linear hash table, folding it first.
+func (c *committer) split(f *filterMeta) error {
+	from := groupRef{f.id, f.split}
+	to := groupRef{f.id, f.split + 1<<f.level}
+	for _, g := range []groupRef{from, to} { // to waits for nothing: no key addressed it
+		if err := c.fold(g); err != nil {
+			return err
 		}
 	}
-	from.dirty, to.dirty = true, true
+	src, dst := c.groups[from], c.groups[to]
+	mask := uint64(1)<<(f.level+1) - 1
+	for k, e := range src.entries {
+		if hashKey(k)&mask == uint64(to.group) {
+			dst.entries[k] = e
+			delete(src.entries, k)
+		}
+	}
 	f.split++
 	if f.split == 1<<f.level {
 		f.level, f.split = f.level+1, 0
@@ -209,49 +344,37 @@ func (w *filterWork) splitOne() error {
 	return nil
 }
 
-// write puts the changed groups and the filter record, and deletes what
-// ended up empty.
-func (w *filterWork) write(old *filterMeta) error {
-	tx := w.tx
-	for _, n := range slices.Sorted(maps.Keys(w.groups)) {
-		g := w.groups[n]
-		if !g.dirty {
-			continue
-		}
-		key := groupKey(w.f.id, n)
-		delete(w.stale, string(key))
-		if len(g.entries) == 0 {
-			if g.existed {
-				if err := tx.Delete(bucketState, key); err != nil && !notFound(err) {
-					return err
-				}
-			}
-			continue
-		}
-		w.buf = encodeGroup(w.buf[:0], g)
-		if err := tx.Put(bucketState, key, slices.Clone(w.buf), nutsdb.Persistent); err != nil {
-			return err
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(w.stale)) {
-		if err := tx.Delete(bucketState, []byte(k)); err != nil && !notFound(err) {
-			return err
-		}
-	}
-	key := filterKey(w.f.id)
-	if w.f.keys == 0 {
-		// Every group is empty: the filter has no records any more.
-		delete(w.table.byRef, w.f.ref)
-		if old != nil {
-			if err := tx.Delete(bucketState, key); err != nil && !notFound(err) {
+func (c *committer) writeGroup(g groupRef, gr *group) error {
+	key := groupKey(g.id, g.group)
+	if len(gr.entries) == 0 {
+		if gr.existed {
+			if err := c.tx.Delete(bucketState, key); err != nil && !notFound(err) {
 				return err
 			}
 		}
 		return nil
 	}
-	w.table.byRef[w.f.ref] = w.f
-	if old != nil && *old == *w.f {
-		return nil
+	c.buf = encodeGroup(c.buf[:0], gr)
+	return c.tx.Put(bucketState, key, slices.Clone(c.buf), nutsdb.Persistent)
+}
+
+// writeFilters writes the records of the filters this commit created or
+// whose groups changed; a filter with no key left, folded or not, goes.
+func (c *committer) writeFilters() error {
+	t := c.s.table
+	for _, id := range slices.Sorted(maps.Keys(c.filter)) {
+		f := t.byID[id]
+		key := filterKey(id)
+		if f.keys == 0 && len(c.s.wal.dirty[id]) == 0 {
+			t.remove(f)
+			if err := c.tx.Delete(bucketState, key); err != nil && !notFound(err) {
+				return err
+			}
+			continue
+		}
+		if err := c.tx.Put(bucketState, key, appendFilterValue(nil, f), nutsdb.Persistent); err != nil {
+			return err
+		}
 	}
-	return tx.Put(bucketState, key, appendFilterValue(nil, w.f), nutsdb.Persistent)
+	return nil
 }

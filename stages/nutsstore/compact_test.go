@@ -29,9 +29,12 @@ func churn(t testing.TB, s *Store, rounds int) [][]stages.Change {
 	return batches
 }
 
+// compactOpts keep the log small: folded, its records go.
+var compactOpts = Options{SegmentSize: 32 << 10, logBytes: 4096}
+
 func TestCompactShrinks(t *testing.T) {
 	dir := t.TempDir()
-	opts := Options{SegmentSize: 32 << 10}
+	opts := compactOpts
 	s := openT(t, dir, opts)
 	batches := churn(t, s, 200)
 	want := reference(t, batches...)
@@ -72,7 +75,7 @@ func TestCompactNothingToDo(t *testing.T) {
 // TestCompactWhileCommitting runs a compaction concurrently with commits.
 func TestCompactWhileCommitting(t *testing.T) {
 	dir := t.TempDir()
-	opts := Options{SegmentSize: 32 << 10}
+	opts := compactOpts
 	s := openT(t, dir, opts)
 	batches := churn(t, s, 50)
 	errc := make(chan error, 1)
@@ -91,7 +94,8 @@ func TestCompactWhileCommitting(t *testing.T) {
 func TestRunCompactsOnInterval(t *testing.T) {
 	dir := t.TempDir()
 	clock := stages.NewFakeClock(t0)
-	opts := Options{SegmentSize: 32 << 10, RotationInterval: time.Hour, Clock: clock}
+	opts := compactOpts
+	opts.RotationInterval, opts.Clock = time.Hour, clock
 	s := openT(t, dir, opts)
 	churn(t, s, 100)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -92,13 +93,23 @@ func crashBatch(i int) []stages.Change {
 
 const crashSegment = 16 << 10 // small: transactions span segments
 
+// crashOptions are the options of the crash tests: "log" keeps changes in
+// the log, "fold" makes commits fold and split groups too.
+func crashOptions(kind string, log *slog.Logger) Options {
+	opts := Options{Logger: log, SegmentSize: crashSegment}
+	if kind == "fold" {
+		opts.groupBytes, opts.logBytes = 64, 2048
+	}
+	return opts
+}
+
 // helperKill9 commits batches [from, from+n), printing "acked i" once
 // Commit(i) returned, then starts Commit(from+n) and kills itself after
 // the given delay (which only moves the kill: both outcomes are accepted).
 func helperKill9(dir string) error {
 	from, _ := strconv.Atoi(os.Getenv("NUTSSTORE_TEST_FROM"))
 	n, _ := strconv.Atoi(os.Getenv("NUTSSTORE_TEST_N"))
-	s, err := Open(dir, Options{Logger: quiet(), SegmentSize: crashSegment})
+	s, err := Open(dir, crashOptions(os.Getenv("NUTSSTORE_TEST_OPTS"), quiet()))
 	if err != nil {
 		return err
 	}
@@ -118,6 +129,12 @@ func helperKill9(dir string) error {
 // returned and while the next one runs: every acknowledged batch must be
 // there, the one in flight whole or not at all.
 func TestCrashKill9(t *testing.T) {
+	for _, kind := range []string{"log", "fold"} {
+		t.Run(kind, func(t *testing.T) { crashKill9(t, kind) })
+	}
+}
+
+func crashKill9(t *testing.T, kind string) {
 	dir := t.TempDir()
 	var history [][]stages.Change
 	from := 0
@@ -127,7 +144,7 @@ func TestCrashKill9(t *testing.T) {
 	}{{25, "0s"}, {1, "200us"}, {40, "1ms"}, {10, "3ms"}, {5, "20ms"}}
 	for round, r := range rounds {
 		n := r.n
-		out, err := runHelper(t, "kill9", dir, "NUTSSTORE_TEST_FROM="+strconv.Itoa(from), "NUTSSTORE_TEST_N="+strconv.Itoa(n), "NUTSSTORE_TEST_DELAY="+r.delay)
+		out, err := runHelper(t, "kill9", dir, "NUTSSTORE_TEST_FROM="+strconv.Itoa(from), "NUTSSTORE_TEST_N="+strconv.Itoa(n), "NUTSSTORE_TEST_DELAY="+r.delay, "NUTSSTORE_TEST_OPTS="+kind)
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Fatalf("round %d: helper: %v, want killed by SIGKILL; stdout:\n%s", round, err, out)
@@ -146,7 +163,7 @@ func TestCrashKill9(t *testing.T) {
 		for i := from; i < from+n; i++ {
 			history = append(history, crashBatch(i))
 		}
-		s := openT(t, dir, Options{SegmentSize: crashSegment})
+		s := openT(t, dir, crashOptions(kind, nil))
 		got := loadT(t, s)
 		inflight := crashBatch(from + n)
 		switch got {
@@ -159,6 +176,7 @@ func TestCrashKill9(t *testing.T) {
 			same(t, fmt.Sprintf("round %d after kill -9", round), got, reference(t, history...))
 		}
 		t.Logf("round %d: recovered %q", round, s.Recovered())
+		checkInvariants(t, s)
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -182,10 +200,16 @@ func failBig() []stages.Change {
 	return big
 }
 
+// failOpts make every commit fold what it logs: it writes several records,
+// groups and filters.
+var failOpts = Options{SegmentSize: 4096, logBytes: 1}
+
 // helperCommitFail makes nutsdb fail in the middle of a commit: it wrote
 // the first records when it cannot create the next segment.
 func helperCommitFail(dir string) error {
-	s, err := Open(dir, Options{Logger: quiet(), SegmentSize: 4096})
+	opts := failOpts
+	opts.Logger = quiet()
+	s, err := Open(dir, opts)
 	if err != nil {
 		return err
 	}
@@ -218,7 +242,7 @@ func TestCommitFailureMidTransaction(t *testing.T) {
 	}
 	nutsdbDropsARecord(t, dir)
 
-	opts := Options{SegmentSize: 4096}
+	opts := failOpts
 	s, _ := openRecovered(t, dir, opts)
 	same(t, "after the failed commit", loadT(t, s), reference(t, failB0))
 	commitT(t, s, failB1...)

@@ -11,36 +11,42 @@
 //	                         groups (level, split) and counts
 //	v2 | 'k' | id | group    a group: the entries of the filter's keys that
 //	                         hash to it
+//	v2 | 'w' | seq           a log record: the changes of one commit that
+//	                         are not all folded into their groups yet
 //
 // id is a 4-byte number given to a filter (a stages.FilterRef: name and
 // identity) when it first gets a key, so that the identity (hundreds of
-// bytes) is in one record only; group is 4 bytes too (bit-reversed, see
-// groupKey). An entry is a key's
-// captured values (their count, then each, length-prefixed), its match
-// times (8 bytes each: big-endian Unix nanoseconds with the sign bit
-// flipped; the zero time has its own code) and its pending actions (action,
-// due time, trigger time).
+// bytes) is in one record only; group is 4 bytes (bit-reversed, see
+// groupKey), seq 8. An entry is a key's captured values (their count, then
+// each, length-prefixed), its match times (8 bytes each: big-endian Unix
+// nanoseconds with the sign bit flipped; the zero time has its own code)
+// and its pending actions (action, due time, trigger time).
 //
 // The groups of a filter are a linear hash table (Litwin): a key's group is
 // its xxhash modulo 2^level, or modulo 2^(level+1) below split. Whenever the
 // filter's entries take more than 2 KiB per group on average, one more
 // group is split, so groups stay small whatever the number of keys: nutsdb
-// keeps one record per group in memory, not one per key, and a commit
-// rewrites the group of each key it changes (a few KiB at most), never
-// more.
+// keeps one record per group in memory, not one per key.
 //
 // Commit reduces a batch to its effect on each key (the OpMatch changes of
-// a batch for one key are one append), reads the groups of the keys it
-// changes, and writes them back, with the filter's record when its counts
-// change. OpDrop deletes every record of that FilterRef, as the in-memory
-// stages.MemStore does; a filter whose last key goes is deleted too.
+// a batch for one key are one append) and writes it as one log record, of
+// the size of the changes. The log's changes are kept in memory by group
+// until the group is folded (read, changed and written back once for all of
+// them), when the log outgrows its budget (2 MiB): see wal.go. A commit
+// folds at most one group per key it changes, and a few; a batch too large
+// for the log is folded at once. OpDrop deletes every record of that
+// FilterRef, as the in-memory stages.MemStore does; a filter whose last key
+// goes is deleted too. Load applies the log on top of the groups.
+//
 // Records of an unknown schema version are skipped with a warning; the
 // buckets of the v1 layout (one record per key) are dropped at Open, with a
 // warning.
 //
 // nutsdb keeps values on disk (HintKeyAndRAMIdxMode): a commit reads the
-// groups it rewrites and Load reads each group once. nutsdb's own replay at
-// Open still reads every record of every segment.
+// groups it folds and Load reads each group once. nutsdb's own replay at
+// Open still reads every record of every segment, so that the time to open
+// grows with what was written since the last compaction; the log makes
+// that about one record per commit rather than one per changed key.
 //
 // # Durability
 //

@@ -11,7 +11,7 @@ import (
 // defaultGroupBytes is the size of a group on average: a filter gets one
 // more group each time its keys take defaultGroupBytes more. Larger groups
 // mean fewer nutsdb records (less memory, faster starts and compactions)
-// but more bytes rewritten for each changed key.
+// but more bytes rewritten by each fold.
 const defaultGroupBytes = 2048
 
 // maxLevel bounds a filter's groups to 2^(maxLevel+1); beyond that (32 GiB
@@ -23,9 +23,9 @@ const maxLevel = 24
 // hashing): the address of a key is its hash modulo 2^level, or modulo
 // 2^(level+1) for the groups below split, which were split already. A
 // group is split (its keys moved between it and group+2^level) whenever
-// the filter has more than load keys per group, one group at a time, so
-// that a commit rewrites only the groups of the keys it changes and the
-// few groups it splits.
+// the filter's entries take more than their share of bytes per group, one
+// group at a time: groups stay small whatever the number of keys, and a
+// split rewrites two of them, not the whole table.
 type filterMeta struct {
 	id    uint32
 	ref   stages.FilterRef
@@ -80,22 +80,27 @@ func (f *filterMeta) group(h uint64) uint32 {
 	return uint32(g)
 }
 
-// table is the filters that have records, by FilterRef. Commits change a
-// copy, which replaces the table once the transaction is durable.
+// table is the filters that have records. A failed commit reads it again
+// from the database.
 type table struct {
 	byRef map[stages.FilterRef]*filterMeta
-	next  uint32 // the next id to give
+	byID  map[uint32]*filterMeta
+	next  uint32 // the next id to give: no record of any kind has it
 }
 
-func newTable() *table { return &table{byRef: map[stages.FilterRef]*filterMeta{}} }
+func newTable() *table {
+	return &table{byRef: map[stages.FilterRef]*filterMeta{}, byID: map[uint32]*filterMeta{}}
+}
 
 func (t *table) add(f *filterMeta) {
 	t.byRef[f.ref] = f
+	t.byID[f.id] = f
 	t.next = max(t.next, f.id+1)
 }
 
-func (t *table) clone() *table {
-	return &table{byRef: maps.Clone(t.byRef), next: t.next}
+func (t *table) remove(f *filterMeta) {
+	delete(t.byRef, f.ref)
+	delete(t.byID, f.id)
 }
 
 // entry is one key of a group: its match times and pending actions.
@@ -130,10 +135,27 @@ func uvarintSize(n int) int {
 
 // group is a group record being rewritten by a commit.
 type group struct {
-	n       uint32
 	existed bool // it has a record, to delete if it ends up empty
 	dirty   bool
 	entries map[string]*entry // by encoded key
+}
+
+// apply applies k to g, and its effect to c.
+func (g *group) apply(k *keyPlan, c *counts) {
+	e := g.entries[k.key]
+	if e == nil {
+		if !k.creates() {
+			return // a clear or a done of nothing
+		}
+		e = &entry{}
+		g.entries[k.key] = e
+	}
+	before := entryCounts(k.key, e)
+	k.applyTo(e)
+	*c = c.sub(before).add(entryCounts(k.key, e))
+	if e.empty() {
+		delete(g.entries, k.key)
+	}
 }
 
 // rawEntry is an entry as it is encoded in a group record.

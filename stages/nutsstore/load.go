@@ -19,12 +19,14 @@ import (
 // and identity, keys by values, times ascending, pending actions by due
 // time, key and action (the order of stages.MemStore).
 func (s *Store) Load(ctx context.Context) (*stages.State, error) {
+	s.commitMu.Lock() // the log in memory is that of the records read
+	defer s.commitMu.Unlock()
 	db, _, err := s.use()
 	if err != nil {
 		return nil, err
 	}
 	defer s.mu.RUnlock()
-	l := loader{filters: map[uint32]*stages.FilterState{}, actions: map[string]string{}}
+	l := loader{filters: map[uint32]*loadFilter{}, actions: map[string]string{}, wal: s.wal}
 	err = db.View(func(tx *nutsdb.Tx) error {
 		it := nutsdb.NewIterator(tx, bucketState, nutsdb.IteratorOptions{})
 		if it == nil {
@@ -32,54 +34,47 @@ func (s *Store) Load(ctx context.Context) (*stages.State, error) {
 		}
 		defer it.Release()
 		// Records come in key order: filter records, then the groups of
-		// each filter, one filter after the other.
+		// each filter, then the log records (whose changes are in s.wal).
 		for n, ok := 0, it.Valid(); ok; n, ok = n+1, it.Next() {
 			if n%1024 == 0 && ctx.Err() != nil {
 				return ctx.Err()
 			}
 			key := it.Key()
-			kind, id, _, err := parseKey(key)
+			k, err := parseKey(key)
 			if err != nil {
 				l.skip(key, err)
+				continue
+			}
+			if k.kind == kindLog {
 				continue
 			}
 			value, err := it.Value()
 			if err != nil {
 				return fmt.Errorf("record %q: %w", key, err)
 			}
-			if kind == kindFilter {
-				l.filter(id, key, value)
+			if k.kind == kindFilter {
+				l.filter(k.id, key, value)
 			} else {
-				l.group(id, key, value)
+				l.group(k, key, value)
 			}
 		}
-		l.endRun()
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("state directory %s: load: %w", s.dir, err)
 	}
+	l.rest()
 	if l.skipped > 0 {
 		s.log.Warn("state: records not understood were skipped", "dir", s.dir, "records", l.skipped, "example", l.example)
 	}
 	return l.state(), nil
 }
 
-// loader builds the State from the records. The groups of a filter are
-// adjacent, so each filter's Matches and Pending are one run of slices
-// allocated for all filters.
+// loader builds the State from the records and the log.
 type loader struct {
-	filters map[uint32]*stages.FilterState
+	filters map[uint32]*loadFilter
 	actions map[string]string // interned action names
-
-	allMatches []stages.KeyMatches
-	allPending []stages.PendingAction
-	cur        *stages.FilterState
-	curID      uint32
-	matchStart int
-	pendStart  int
-	matched    uint64 // matched keys and pending actions of every filter,
-	pending    uint64 // as their records say
+	wal     *wal
 
 	strs  []string    // slab for keys' values
 	times []time.Time // slab for match times
@@ -92,6 +87,11 @@ type loader struct {
 
 	skipped int
 	example string
+}
+
+type loadFilter struct {
+	stages.FilterState
+	folded map[uint32]bool // groups with changes in the log, done
 }
 
 func (l *loader) skip(key []byte, err error) {
@@ -107,77 +107,207 @@ func (l *loader) filter(id uint32, key, value []byte) {
 		l.skip(key, err)
 		return
 	}
-	l.filters[id] = &stages.FilterState{Filter: f.ref}
-	l.matched += f.matched
-	l.pending += f.pending
+	changes := uint64(0) // in the log: each may add a key with matches, a pending action
+	for _, d := range l.wal.dirty[id] {
+		changes += uint64(len(d.ops))
+	}
+	l.filters[id] = &loadFilter{FilterState: stages.FilterState{
+		Filter:  f.ref,
+		Matches: make([]stages.KeyMatches, 0, min(f.matched+changes, 1<<24)),
+		Pending: make([]stages.PendingAction, 0, min(f.pending+changes, 1<<24)),
+	}}
 }
 
-// endRun gives the current filter its runs of matches and pending actions.
-func (l *loader) endRun() {
-	if l.cur == nil {
+func (l *loader) group(k recordKey, key, value []byte) {
+	f := l.filters[k.id]
+	if f == nil {
+		l.skip(key, errors.New("group of a filter without a record"))
 		return
 	}
-	l.cur.Matches = addRun(l.cur.Matches, l.allMatches[l.matchStart:len(l.allMatches):len(l.allMatches)])
-	l.cur.Pending = addRun(l.cur.Pending, l.allPending[l.pendStart:len(l.allPending):len(l.allPending)])
-	l.cur = nil
-}
-
-// addRun returns run, or s and run if s has a run already (the records of
-// one filter are adjacent: that does not happen).
-func addRun[T any](s, run []T) []T {
-	if len(s) == 0 {
-		return run
-	}
-	return append(s, run...)
-}
-
-func (l *loader) group(id uint32, key, value []byte) {
-	if l.cur == nil || l.curID != id {
-		l.endRun()
-		fs := l.filters[id]
-		if fs == nil {
-			l.skip(key, errors.New("group of a filter without a record"))
-			return
+	d := l.wal.dirty[k.id][k.group]
+	if d == nil {
+		if !l.entries(f, value, nil) {
+			l.skip(key, errMalformedGroup)
 		}
-		l.cur, l.curID = fs, id
-		l.matchStart, l.pendStart = len(l.allMatches), len(l.allPending)
+		return
 	}
-	if l.allMatches == nil {
-		l.allMatches = make([]stages.KeyMatches, 0, min(l.matched, 1<<24))
-		l.allPending = make([]stages.PendingAction, 0, min(l.pending, 1<<24))
+	ops := l.ops(d)
+	if !l.entries(f, value, ops) {
+		l.skip(key, errMalformedGroup) // the log's changes are still applied, as a commit would
+		ops = l.ops(d)
 	}
-	matches, pending := len(l.allMatches), len(l.allPending)
+	l.addLogged(f, k.group, ops)
+}
+
+// entries adds the keys of a group record to f, each key that has changes
+// in ops with them (taking it out of ops). It reports false, having added
+// nothing, if the record does not decode.
+func (l *loader) entries(f *loadFilter, value []byte, ops map[string][]keyPlan) bool {
+	matches, pending := len(f.Matches), len(f.Pending)
 	l.chars, l.offs, l.slots = l.chars[:0], l.offs[:0], l.slots[:0]
 	r := reader{b: value}
 	for len(r.b) > 0 && r.err == nil {
 		e := nextEntry(&r)
+		if r.err != nil {
+			break
+		}
+		if changes, ok := ops[string(e.key)]; ok {
+			key := string(e.key)
+			delete(ops, key)
+			ent := &entry{times: e.times}
+			pr := reader{b: e.pending}
+			for range e.npending {
+				action, due, trigger := nextPending(&pr)
+				p := pendingRec{action: l.action(action)}
+				copy(p.due[:], due)
+				copy(p.trigger[:], trigger)
+				ent.pending = append(ent.pending, p)
+			}
+			for i := range changes {
+				changes[i].applyTo(ent)
+			}
+			if !l.add(f, key, ent) {
+				r.fail()
+			}
+			continue
+		}
 		values := l.values(&reader{b: e.key}, &r)
 		if r.err != nil {
 			break
 		}
 		if len(e.times) > 0 {
-			l.allMatches = append(l.allMatches, stages.KeyMatches{Key: values, Times: l.decodeTimes(e.times)})
+			f.Matches = append(f.Matches, stages.KeyMatches{Key: values, Times: l.decodeTimes(e.times)})
 		}
 		pr := reader{b: e.pending}
 		for range e.npending {
 			action, due, trigger := nextPending(&pr)
-			name, ok := l.actions[string(action)]
-			if !ok {
-				name = string(action)
-				l.actions[name] = name
-			}
-			l.allPending = append(l.allPending, stages.PendingAction{Key: values, Action: name, Trigger: decodeTime(trigger), Due: decodeTime(due)})
+			f.Pending = append(f.Pending, stages.PendingAction{Key: values, Action: l.action(action), Trigger: decodeTime(trigger), Due: decodeTime(due)})
 		}
 	}
 	if r.err != nil {
-		l.allMatches, l.allPending = l.allMatches[:matches], l.allPending[:pending]
-		l.skip(key, errMalformedGroup)
-		return
+		f.Matches, f.Pending = f.Matches[:matches], f.Pending[:pending]
+		return false
 	}
 	chars := string(l.chars)
 	for i, p := range l.slots {
 		*p = chars[l.offs[i]:l.offs[i+1]]
 	}
+	return true
+}
+
+func (l *loader) action(b []byte) string {
+	name, ok := l.actions[string(b)]
+	if !ok {
+		name = string(b)
+		l.actions[name] = name
+	}
+	return name
+}
+
+// ops decodes the changes a group waits for, by key, in log order.
+func (l *loader) ops(d *dirtyGroup) map[string][]keyPlan {
+	ops := make(map[string][]keyPlan, len(d.ops))
+	for _, op := range d.ops {
+		var k keyPlan
+		r := reader{b: op.enc}
+		decodeOp(&r, &k)
+		if r.err != nil {
+			l.skip(logKey(op.rec.seq), r.err)
+			continue
+		}
+		ops[k.key] = append(ops[k.key], k)
+	}
+	return ops
+}
+
+// addLogged adds the keys of group n that only the log's changes have, and
+// marks the group done.
+func (l *loader) addLogged(f *loadFilter, n uint32, ops map[string][]keyPlan) {
+	if f.folded == nil {
+		f.folded = map[uint32]bool{}
+	}
+	f.folded[n] = true
+	for key, changes := range ops {
+		ent := &entry{}
+		for i := range changes {
+			changes[i].applyTo(ent)
+		}
+		if !l.add(f, key, ent) {
+			l.skip([]byte(key), errBadKey)
+		}
+	}
+}
+
+// add adds a key and its entry to f. It reports false if the key does not
+// decode.
+func (l *loader) add(f *loadFilter, key string, e *entry) bool {
+	values := decodeValues(key)
+	if values == nil {
+		return false
+	}
+	if len(e.times) > 0 {
+		f.Matches = append(f.Matches, stages.KeyMatches{Key: values, Times: l.decodeTimes(e.times)})
+	}
+	for _, p := range e.pending {
+		f.Pending = append(f.Pending, stages.PendingAction{Key: values, Action: l.action([]byte(p.action)), Trigger: decodeTime(p.trigger[:]), Due: decodeTime(p.due[:])})
+	}
+	return true
+}
+
+// rest adds the keys of the groups that have changes in the log and no
+// record.
+func (l *loader) rest() {
+	for id, groups := range l.wal.dirty {
+		f := l.filters[id]
+		if f == nil {
+			continue // a filter record not understood
+		}
+		for n, d := range groups {
+			if !f.folded[n] {
+				l.addLogged(f, n, l.ops(d))
+			}
+		}
+	}
+}
+
+// decodeValues decodes an encoded key; its values are substrings of it.
+func decodeValues(key string) []string {
+	n, w := stringUvarint(key)
+	if w <= 0 || n > uint64(len(key)) {
+		return nil
+	}
+	rest := key[w:]
+	values := make([]string, 0, n)
+	for range n {
+		l, w := stringUvarint(rest)
+		if w <= 0 || l > uint64(len(rest)-w) {
+			return nil
+		}
+		values = append(values, rest[w:w+int(l)])
+		rest = rest[w+int(l):]
+	}
+	if rest != "" {
+		return nil
+	}
+	return values
+}
+
+// stringUvarint is binary.Uvarint of a string.
+func stringUvarint(s string) (uint64, int) {
+	var x uint64
+	var shift uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		b := s[i]
+		if b < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b > 1 {
+				return 0, -1
+			}
+			return x | uint64(b)<<shift, i + 1
+		}
+		x |= uint64(b&0x7f) << shift
+		shift += 7
+	}
+	return 0, 0
 }
 
 // values decodes an encoded key into the slab; its strings are filled in
@@ -223,14 +353,14 @@ func (l *loader) decodeTimes(b []byte) []time.Time {
 
 func (l *loader) state() *stages.State {
 	st := &stages.State{Filters: make([]stages.FilterState, 0, len(l.filters))}
-	var order []sortItem
-	for _, fs := range l.filters {
-		if len(fs.Matches) == 0 && len(fs.Pending) == 0 {
+	var order, tmp []sortItem
+	for _, f := range l.filters {
+		if len(f.Matches) == 0 && len(f.Pending) == 0 {
 			continue
 		}
-		order = sortMatches(fs.Matches, order)
-		order = sortPending(fs.Pending, order)
-		st.Filters = append(st.Filters, *fs)
+		order, tmp = sortMatches(f.Matches, order, tmp)
+		order, tmp = sortPending(f.Pending, order, tmp)
+		st.Filters = append(st.Filters, f.FilterState)
 	}
 	slices.SortFunc(st.Filters, func(a, b stages.FilterState) int {
 		if c := strings.Compare(a.Filter.Name, b.Filter.Name); c != 0 {
@@ -275,43 +405,90 @@ func compareKeys(a, b []string) int {
 }
 
 // sortMatches sorts matches by key (slices.Compare), as stages.MemStore.
-func sortMatches(m []stages.KeyMatches, order []sortItem) []sortItem {
+func sortMatches(m []stages.KeyMatches, order, tmp []sortItem) ([]sortItem, []sortItem) {
 	order = order[:0]
 	for i := range m {
 		hi, lo := keyPrefix(m[i].Key)
 		order = append(order, sortItem{hi, lo, i})
 	}
-	slices.SortFunc(order, func(a, b sortItem) int {
-		if c := a.compare(&b); c != 0 {
-			return c
-		}
-		return compareKeys(m[a.i].Key, m[b.i].Key)
-	})
+	tmp = sortItems(order, tmp, func(i, j int) int { return compareKeys(m[i].Key, m[j].Key) })
 	permute(m, order)
-	return order
+	return order, tmp
 }
 
 // sortPending sorts pending actions by due time, key and action, as
 // stages.MemStore.
-func sortPending(p []stages.PendingAction, order []sortItem) []sortItem {
+func sortPending(p []stages.PendingAction, order, tmp []sortItem) ([]sortItem, []sortItem) {
 	order = order[:0]
 	for i := range p {
 		due := encodeTime(p[i].Due)
 		hi, _ := keyPrefix(p[i].Key)
 		order = append(order, sortItem{binary.BigEndian.Uint64(due[:]), hi, i})
 	}
-	slices.SortFunc(order, func(a, b sortItem) int {
-		if c := a.compare(&b); c != 0 {
-			return c
-		}
-		x, y := &p[a.i], &p[b.i]
+	tmp = sortItems(order, tmp, func(i, j int) int {
+		x, y := &p[i], &p[j]
 		if c := compareKeys(x.Key, y.Key); c != 0 {
 			return c
 		}
 		return strings.Compare(x.Action, y.Action)
 	})
 	permute(p, order)
-	return order
+	return order, tmp
+}
+
+// sortItems sorts order by hi, lo, then tie of their indexes: a radix sort
+// on hi (skipping the bytes that every item has the same), then a
+// comparison sort of each run of equal hi. tmp is scratch space, returned
+// for the next call.
+func sortItems(order, tmp []sortItem, tie func(i, j int) int) []sortItem {
+	compare := func(a, b sortItem) int {
+		if c := a.compare(&b); c != 0 {
+			return c
+		}
+		return tie(a.i, b.i)
+	}
+	n := len(order)
+	if n < 1024 {
+		slices.SortFunc(order, compare)
+		return tmp
+	}
+	if cap(tmp) < n {
+		tmp = make([]sortItem, n)
+	}
+	src, dst := order, tmp[:n]
+	for shift := 0; shift < 64; shift += 8 {
+		var at [256]int
+		for i := range src {
+			at[byte(src[i].hi>>shift)]++
+		}
+		if at[byte(src[0].hi>>shift)] == n {
+			continue
+		}
+		pos := 0
+		for b, c := range at {
+			at[b], pos = pos, pos+c
+		}
+		for _, it := range src {
+			b := byte(it.hi >> shift)
+			dst[at[b]] = it
+			at[b]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &order[0] {
+		copy(order, src)
+	}
+	for start := 0; start < n; {
+		end := start + 1
+		for end < n && order[end].hi == order[start].hi {
+			end++
+		}
+		if end-start > 1 {
+			slices.SortFunc(order[start:end], compare)
+		}
+		start = end
+	}
+	return tmp
 }
 
 // permute puts s[order[k].i] at k for every k, in place: it follows each

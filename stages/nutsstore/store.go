@@ -44,6 +44,7 @@ type Options struct {
 	Clock stages.Clock
 
 	groupBytes int // bytes of entries per group on average (default defaultGroupBytes); tests lower it
+	logBytes   int // size of the log that makes commits fold (default defaultLogBytes)
 }
 
 // Store is a stages.Store kept in a nutsdb database. It is safe for
@@ -64,10 +65,11 @@ type Store struct {
 	lastFile  atomic.Int64 // highest segment id known to be in a synced directory
 	recovered []string
 
-	// commitMu makes commits one at a time; it guards table, which the
-	// reopen after a failed commit replaces too (with mu held as well).
+	// commitMu makes commits one at a time; it guards table and wal (Load
+	// holds it too), which open replaces (with mu held as well).
 	commitMu sync.Mutex
 	table    *table
+	wal      *wal
 }
 
 var _ stages.Store = (*Store)(nil)
@@ -90,6 +92,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.groupBytes <= 0 {
 		opts.groupBytes = defaultGroupBytes
 	}
+	if opts.logBytes <= 0 {
+		opts.logBytes = defaultLogBytes
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory %s: %w", dir, err)
 	}
@@ -98,12 +103,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: dir, opts: opts, log: opts.Logger, clock: opts.Clock, lock: lock}
-	db, t, err := s.open()
+	db, err := s.open()
 	if err != nil {
 		s.unlock()
 		return nil, err
 	}
-	s.db, s.table = db, t
+	s.db = db
 	return s, nil
 }
 
@@ -124,35 +129,36 @@ func (s *Store) nutsOptions() nutsdb.Options {
 }
 
 // open repairs the directory, opens nutsdb, creates its bucket, drops the
-// records of an older schema and reads the filter records.
-func (s *Store) open() (*nutsdb.DB, *table, error) {
+// records of an older schema, reads the filter records and replays the log.
+func (s *Store) open() (*nutsdb.DB, error) {
 	notes, err := repair(s.dir, s.opts.SegmentSize, s.clock.Now())
 	for _, n := range notes {
 		s.log.Warn("state: repaired the database", "dir", s.dir, "repair", n)
 	}
 	s.recovered = append(s.recovered, notes...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("state directory %s: repair: %w", s.dir, err)
+		return nil, fmt.Errorf("state directory %s: repair: %w", s.dir, err)
 	}
 	db, err := nutsdb.Open(s.nutsOptions())
 	if errors.Is(err, nutsdb.ErrDirLocked) {
-		return nil, nil, fmt.Errorf("%w: %s is held (state directory %s)", ErrLocked, filepath.Join(s.dir, nutsdb.FLockName), s.dir)
+		return nil, fmt.Errorf("%w: %s is held (state directory %s)", ErrLocked, filepath.Join(s.dir, nutsdb.FLockName), s.dir)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("state directory %s: %w", s.dir, err)
+		return nil, fmt.Errorf("state directory %s: %w", s.dir, err)
 	}
-	t, err := s.prepare(db)
+	t, w, err := s.prepare(db)
 	if err != nil {
-		return nil, nil, errors.Join(fmt.Errorf("state directory %s: %w", s.dir, err), db.Close())
+		return nil, errors.Join(fmt.Errorf("state directory %s: %w", s.dir, err), db.Close())
 	}
+	s.table, s.wal = t, w
 	s.lastFile.Store(s.maxSegment())
-	return db, t, nil
+	return db, nil
 }
 
 // prepare creates the bucket of the records, drops the buckets of the v1
-// schema (one record per key: nothing reads them any more) and reads the
-// filter records.
-func (s *Store) prepare(db *nutsdb.DB) (*table, error) {
+// schema (one record per key: nothing reads them any more), reads the
+// filter records and replays the log.
+func (s *Store) prepare(db *nutsdb.DB) (*table, *wal, error) {
 	changed := false
 	old := 0
 	err := db.Update(func(tx *nutsdb.Tx) error {
@@ -185,57 +191,15 @@ func (s *Store) prepare(db *nutsdb.DB) (*table, error) {
 		err = errors.Join(syncPath(filepath.Join(s.dir, nutsdb.BucketStoreFileName)), syncDir(s.dir))
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if old > 0 {
 		s.log.Warn("state: records of an older schema were dropped (one record per key, schema v1)", "dir", s.dir, "records", old)
 	}
 	if err := unpinKeys(db); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	t := newTable()
-	err = db.View(func(tx *nutsdb.Tx) error {
-		it := nutsdb.NewIterator(tx, bucketState, nutsdb.IteratorOptions{})
-		if it == nil {
-			return fmt.Errorf("no bucket %s", bucketState)
-		}
-		defer it.Release()
-		prefix := append([]byte(schema), kindFilter)
-		for ok := it.Seek(prefix); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
-			_, id, _, err := parseKey(it.Key())
-			if err != nil {
-				continue // Load says so
-			}
-			t.next = max(t.next, id+1) // its groups, if any, are never given to another filter
-			v, err := it.Value()
-			if err != nil {
-				return err
-			}
-			if f, err := decodeFilterValue(id, v); err == nil {
-				t.add(f)
-			}
-		}
-		// Groups left without their filter record (by a repair) are never
-		// given to a new filter either: the last record has the highest id.
-		last := nutsdb.NewIterator(tx, bucketState, nutsdb.IteratorOptions{Reverse: true})
-		defer last.Release()
-		ok := last.Seek(append([]byte(schema), kindKeys+1)) // the first record after the groups
-		if ok {
-			ok = last.Next() // the one before it
-		} else {
-			ok = last.Rewind() // the last one
-		}
-		if ok {
-			if kind, id, _, err := parseKey(last.Key()); err == nil && kind == kindKeys {
-				t.next = max(t.next, id+1)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
+	return s.read(db)
 }
 
 // unpinKeys gives each record of nutsdb's index a key of its own. nutsdb
@@ -260,6 +224,71 @@ func unpinKeys(db *nutsdb.DB) error {
 		}
 		return nil
 	})
+}
+
+// read reads the filter records and replays the log records.
+func (s *Store) read(db *nutsdb.DB) (*table, *wal, error) {
+	t, w := newTable(), newWAL()
+	skipped := 0
+	err := db.View(func(tx *nutsdb.Tx) error {
+		it := nutsdb.NewIterator(tx, bucketState, nutsdb.IteratorOptions{})
+		if it == nil {
+			return fmt.Errorf("no bucket %s", bucketState)
+		}
+		defer it.Release()
+		prefix := append([]byte(schema), kindFilter)
+		for ok := it.Seek(prefix); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+			k, err := parseKey(it.Key())
+			if err != nil {
+				continue // Load says so
+			}
+			t.next = max(t.next, k.id+1) // its groups, if any, are never given to another filter
+			v, err := it.Value()
+			if err != nil {
+				return err
+			}
+			if f, err := decodeFilterValue(k.id, v); err == nil {
+				t.add(f)
+			}
+		}
+		prefix = append([]byte(schema), kindLog)
+		for ok := it.Seek(prefix); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+			k, err := parseKey(it.Key())
+			if err != nil {
+				continue // Load says so
+			}
+			v, err := it.Value()
+			if err != nil {
+				return err
+			}
+			if err := w.replay(t, k.seq, v); err != nil {
+				skipped++
+			}
+		}
+		// Groups left without their filter record (by a repair) are never
+		// given to a new filter either: the last group has the highest id.
+		last := nutsdb.NewIterator(tx, bucketState, nutsdb.IteratorOptions{Reverse: true})
+		defer last.Release()
+		ok := last.Seek(append([]byte(schema), kindKeys+1)) // the first record after the groups
+		if ok {
+			ok = last.Next() // the one before it
+		} else {
+			ok = last.Rewind() // the last one
+		}
+		if ok {
+			if k, err := parseKey(last.Key()); err == nil && k.kind == kindKeys {
+				t.next = max(t.next, k.id+1)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if skipped > 0 {
+		s.log.Warn("state: log records not understood were skipped", "dir", s.dir, "records", skipped)
+	}
+	return t, w, nil
 }
 
 func (s *Store) maxSegment() int64 {
@@ -293,9 +322,8 @@ func (s *Store) use() (*nutsdb.DB, int, error) {
 	return s.db, s.gen, nil
 }
 
-// Commit makes one batch of changes durable in one nutsdb transaction. It
-// rewrites the group record of each key it changes, and the filter record
-// when a filter gains or loses keys.
+// Commit makes one batch of changes durable in one nutsdb transaction: one
+// log record, and the groups it folds (see wal.go).
 func (s *Store) Commit(changes []stages.Change) error {
 	if len(changes) == 0 {
 		return nil
@@ -307,11 +335,11 @@ func (s *Store) Commit(changes []stages.Change) error {
 	if err != nil {
 		return err
 	}
-	a := &applier{table: s.table.clone(), groupBytes: uint64(s.opts.groupBytes), warn: s.log.Warn}
+	c := &committer{s: s}
 	inFn := false // an error from our own function: nothing was written
 	err = db.Update(func(tx *nutsdb.Tx) error {
-		a.tx = tx
-		if err := a.apply(p); err != nil {
+		c.tx = tx
+		if err := c.commit(p); err != nil {
 			inFn = true
 			return err
 		}
@@ -319,14 +347,22 @@ func (s *Store) Commit(changes []stages.Change) error {
 	})
 	var syncErr error
 	if err == nil {
-		s.table = a.table
 		syncErr = s.syncNewSegments()
+	} else if inFn {
+		// The table and the log changed as the commit went: read them
+		// again.
+		if t, w, rerr := s.read(db); rerr == nil {
+			s.table, s.wal = t, w
+		} else {
+			inFn = false // reopen
+		}
 	}
 	s.mu.RUnlock()
 	if err != nil && !inFn {
 		// nutsdb may have written part of the transaction; the next one
 		// would be written after it, and nutsdb replays such a sequence
-		// wrongly. Reopen, which cuts the unfinished transaction.
+		// wrongly. Reopen, which cuts the unfinished transaction and reads
+		// the table and the log again.
 		s.reopen(gen, err)
 	}
 	if err != nil {
@@ -369,13 +405,13 @@ func (s *Store) reopen(gen int, cause error) {
 		s.log.Error("state: the database cannot be reopened until reaction restarts", "dir", s.dir, "error", closeErr)
 		return
 	}
-	db, t, err := s.open()
+	db, err := s.open()
 	if err != nil {
 		s.broken = fmt.Errorf("%w: after a failed commit (%v), reopening failed: %w", ErrUnusable, cause, errors.Join(closeErr, err))
 		s.log.Error("state: reopening the database failed", "dir", s.dir, "error", err)
 		return
 	}
-	s.db, s.table = db, t
+	s.db = db
 }
 
 // closeDB closes db; nutsdb panics when a commit failed while it was

@@ -2,14 +2,17 @@ package nutsstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -220,20 +223,22 @@ func TestOrderWithinBatch(t *testing.T) {
 	same(t, "ordered batch", loadT(t, s), reference(t, b0, b1))
 }
 
-// TestDifferential compares random histories with stages.MemStore, with
-// groups of the default size and with groups so small that every filter
-// splits many times.
+// TestDifferential compares random histories with stages.MemStore: with
+// the default log, whose changes are folded late; with commits that fold
+// everything they log; with groups so small that filters split many times.
 func TestDifferential(t *testing.T) {
 	for _, tc := range []struct {
-		name       string
-		groupBytes int
-		keys       int
+		name                 string
+		groupBytes, logBytes int
+		keys                 int
 	}{
-		{"default groups", 0, 8},
-		{"small groups", 64, 60},
+		{"log", 0, 0, 8},
+		{"fold every commit", 0, 1, 8},
+		{"small groups, small log", 64, 512, 60},
+		{"small groups, larger log", 64, 2048, 60},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			differential(t, Options{SegmentSize: 16 << 10, groupBytes: tc.groupBytes}, tc.keys)
+			differential(t, Options{SegmentSize: 16 << 10, groupBytes: tc.groupBytes, logBytes: tc.logBytes}, tc.keys)
 		})
 	}
 }
@@ -299,13 +304,13 @@ func differential(t *testing.T, opts Options, keys int) {
 
 // checkInvariants checks the records against what the store knows: every
 // key is in the group that its hash addresses, the filters' counts are
-// those of their groups, and the store's table is what the filter records
-// say. It returns the number of groups of each filter.
+// those of their groups, the store's table is what the filter records say,
+// and its log what a replay of the log records gives. It returns the
+// number of groups of each filter.
 func checkInvariants(t testing.TB, s *Store) map[stages.FilterRef]int {
 	t.Helper()
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	onDisk := newTable()
 	got := map[uint32]*counts{}
 	groups := map[stages.FilterRef]int{}
 	err := s.db.View(func(tx *nutsdb.Tx) error {
@@ -313,57 +318,44 @@ func checkInvariants(t testing.TB, s *Store) map[stages.FilterRef]int {
 		if err != nil {
 			return err
 		}
-		byID := map[uint32]*filterMeta{}
 		for i, key := range keys {
-			kind, id, n, err := parseKey(key)
+			k, err := parseKey(key)
 			if err != nil {
 				return fmt.Errorf("record %q: %v", key, err)
 			}
-			if kind == kindFilter {
-				f, err := decodeFilterValue(id, values[i])
-				if err != nil {
-					return err
-				}
-				onDisk.add(f)
-				byID[id] = f
-				got[id] = &counts{}
+			switch k.kind {
+			case kindFilter:
+				got[k.id] = &counts{}
+				continue
+			case kindLog:
 				continue
 			}
-			f := byID[id]
+			f := s.table.byID[k.id]
 			if f == nil {
 				return fmt.Errorf("group %q of no filter", key)
 			}
-			if uint64(n) >= f.groups() {
-				return fmt.Errorf("group %d of %s beyond its %d groups", n, f.ref.Name, f.groups())
+			if uint64(k.group) >= f.groups() {
+				return fmt.Errorf("group %d of %s beyond its %d groups", k.group, f.ref.Name, f.groups())
 			}
 			g := &group{entries: map[string]*entry{}}
 			if err := decodeGroup(g, values[i]); err != nil {
 				return err
 			}
 			if len(g.entries) == 0 {
-				return fmt.Errorf("empty group %d of %s", n, f.ref.Name)
+				return fmt.Errorf("empty group %d of %s", k.group, f.ref.Name)
 			}
 			if enc := encodeGroup(nil, g); !bytes.Equal(enc, values[i]) {
-				return fmt.Errorf("group %d of %s is not in canonical form", n, f.ref.Name)
+				return fmt.Errorf("group %d of %s is not in canonical form", k.group, f.ref.Name)
 			}
 			groups[f.ref]++
-			for k, e := range g.entries {
+			for key, e := range g.entries {
 				if e.empty() {
-					return fmt.Errorf("empty entry %q in group %d of %s", k, n, f.ref.Name)
+					return fmt.Errorf("empty entry %q in group %d of %s", key, k.group, f.ref.Name)
 				}
-				if a := f.group(hashKey(k)); a != n {
-					return fmt.Errorf("key %q of %s in group %d, addressed to %d", k, f.ref.Name, n, a)
+				if a := f.group(hashKey(key)); a != k.group {
+					return fmt.Errorf("key %q of %s in group %d, addressed to %d", key, f.ref.Name, k.group, a)
 				}
-				*got[id] = got[id].add(entryCounts(k, e))
-			}
-		}
-		for id, c := range got {
-			f := byID[id]
-			if *c != f.counts {
-				return fmt.Errorf("filter %s: counts %+v, its groups have %+v", f.ref.Name, f.counts, *c)
-			}
-			if c.keys == 0 {
-				return fmt.Errorf("filter %s has a record and no keys", f.ref.Name)
+				*got[k.id] = got[k.id].add(entryCounts(key, e))
 			}
 		}
 		return nil
@@ -371,43 +363,92 @@ func checkInvariants(t testing.TB, s *Store) map[stages.FilterRef]int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	table, wal, err := s.read(s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for ref, f := range s.table.byRef {
-		if d := onDisk.byRef[ref]; d == nil || *d != *f {
+		if d := table.byRef[ref]; d == nil || *d != *f {
 			t.Fatalf("filter %s: the store has %+v, its record %+v", ref.Name, f, d)
 		}
+		if *got[f.id] != f.counts {
+			t.Fatalf("filter %s: counts %+v, its groups have %+v", f.ref.Name, f.counts, *got[f.id])
+		}
+		if f.keys == 0 && len(s.wal.dirty[f.id]) == 0 {
+			t.Fatalf("filter %s has a record and no keys", f.ref.Name)
+		}
 	}
-	if len(onDisk.byRef) != len(s.table.byRef) {
-		t.Fatalf("%d filter records, the store knows %d", len(onDisk.byRef), len(s.table.byRef))
+	if len(table.byRef) != len(s.table.byRef) || len(table.byID) != len(s.table.byID) {
+		t.Fatalf("%d filter records, the store knows %d", len(table.byRef), len(s.table.byRef))
 	}
-	if s.table.next < onDisk.next {
-		t.Fatalf("next id %d, but id %d is in use", s.table.next, onDisk.next-1)
+	if s.table.next < table.next {
+		t.Fatalf("next id %d, but id %d is in use", s.table.next, table.next-1)
+	}
+	if w, r := describeWAL(s.wal), describeWAL(wal); w != r {
+		t.Fatalf("the log in memory:\n%s\nthe log replayed:\n%s", w, r)
+	}
+	if s.wal.bytes > 0 && s.wal.records[0].refs == 0 {
+		t.Fatalf("the oldest log record is not needed")
 	}
 	return groups
 }
 
-// TestMatchFloodIsOnePut checks that the matches of one key in one batch
-// are written as one record, its group's, with the filter's record (whose
-// counts changed).
-func TestMatchFloodIsOnePut(t *testing.T) {
-	dir := t.TempDir()
-	s := openT(t, dir, Options{})
-	flood := make([]stages.Change, 10000)
-	for i := range flood {
-		flood[i] = match(ssh, time.Duration(i)*time.Millisecond, "6.6.6.6")
+// describeWAL prints what w waits for.
+func describeWAL(w *wal) string {
+	var b strings.Builder
+	size := 0
+	for _, r := range w.records {
+		fmt.Fprintf(&b, "record %d: %d bytes, %d groups wait\n", r.seq, r.size, r.refs)
+		size += r.size
 	}
-	for round := range 2 {
-		before := countRecords(t, dir)
-		commitT(t, s, flood...)
-		if n := countRecords(t, dir) - before; n != 2 {
-			t.Fatalf("round %d: 10000 matches of one key wrote %d records, want 2 (its group, the filter)", round, n)
+	fmt.Fprintf(&b, "%d bytes\n", size)
+	for _, id := range slices.Sorted(maps.Keys(w.dirty)) {
+		for _, n := range slices.Sorted(maps.Keys(w.dirty[id])) {
+			fmt.Fprintf(&b, "group %d.%d:", id, n)
+			for _, op := range w.dirty[id][n].ops {
+				fmt.Fprintf(&b, " %d:%x", op.rec.seq, op.enc)
+			}
+			b.WriteString("\n")
 		}
 	}
-	st, err := s.Load(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(st.Filters[0].Matches[0].Times); n != 20000 {
-		t.Fatalf("loaded %d times, want 20000", n)
+	return b.String()
+}
+
+// TestMatchFloodIsOnePut checks that the matches of one key in one batch
+// are one change: one log record, or, when the commit folds it at once,
+// its group's record (with, in both cases, the filter's record when the
+// filter is new or its counts changed).
+func TestMatchFloodIsOnePut(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		logBytes int
+		records  [2]int // written by the first commit, by the second
+	}{
+		{"log", 0, [2]int{2, 1}},
+		{"folded", 1, [2]int{2, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openT(t, dir, Options{logBytes: tc.logBytes})
+			flood := make([]stages.Change, 10000)
+			for i := range flood {
+				flood[i] = match(ssh, time.Duration(i)*time.Millisecond, "6.6.6.6")
+			}
+			for round, want := range tc.records {
+				before := countRecords(t, dir)
+				commitT(t, s, flood...)
+				if n := countRecords(t, dir) - before; n != want {
+					t.Fatalf("round %d: 10000 matches of one key wrote %d records, want %d", round, n, want)
+				}
+			}
+			st, err := s.Load(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(st.Filters[0].Matches[0].Times); n != 20000 {
+				t.Fatalf("loaded %d times, want 20000", n)
+			}
+		})
 	}
 }
 
@@ -563,4 +604,130 @@ func TestOldSchemaDropped(t *testing.T) {
 		commitT(t, s, clearKey(ssh, "1.2.3.4"))
 		s.Close()
 	}
+}
+
+// TestLargeBatchFolded commits batches whose log record would not fit in a
+// segment: they are folded at once, and a batch after them in the log
+// still replays right.
+func TestLargeBatchFolded(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{SegmentSize: 64 << 10}
+	s := openT(t, dir, opts)
+	small := []stages.Change{match(nginx, 0, "10.9.9.9"), pending(ssh, "unban", 0, time.Hour, "10.8.8.8")}
+	var large []stages.Change
+	for i := range 5000 {
+		large = append(large, match(ssh, time.Duration(i)*time.Millisecond, benchIP(i)), pending(ssh, "unban", 0, time.Hour, benchIP(i)))
+	}
+	more := []stages.Change{clearKey(ssh, benchIP(7)), match(ssh, time.Hour, benchIP(8))}
+	for _, b := range [][]stages.Change{small, large, more} {
+		commitT(t, s, b...)
+		checkInvariants(t, s)
+	}
+	if s.wal.bytes > 4<<10 {
+		t.Fatalf("the log holds %d bytes after a large batch", s.wal.bytes)
+	}
+	want := reference(t, small, large, more)
+	same(t, "live", loadT(t, s), want)
+	s.Close()
+	s = openT(t, dir, opts)
+	same(t, "reopened", loadT(t, s), want)
+	checkInvariants(t, s)
+}
+
+// TestSortItems checks Load's sort against slices.SortFunc on items with
+// many equal bytes and equal prefixes, with and without its radix sort.
+func TestSortItems(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 10, 1023, 1024, 5000} {
+		items := make([]sortItem, n)
+		for i := range items {
+			// Bytes 7, 5 and 0 vary, the rest is the same in every item.
+			hi := uint64(0x0a2e_0000_0000_0000) | uint64(rng.IntN(3))<<56 | uint64(rng.IntN(4))<<40 | uint64(rng.IntN(200))
+			items[i] = sortItem{hi: hi, lo: uint64(rng.IntN(3)), i: i}
+		}
+		tie := func(i, j int) int { // an order that is not the items' order
+			if c := cmp.Compare(i%7, j%7); c != 0 {
+				return c
+			}
+			return cmp.Compare(i, j)
+		}
+		want := slices.Clone(items)
+		slices.SortFunc(want, func(a, b sortItem) int {
+			if c := a.compare(&b); c != 0 {
+				return c
+			}
+			return tie(a.i, b.i)
+		})
+		got := slices.Clone(items)
+		sortItems(got, nil, tie)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d items: sorted differently", n)
+		}
+	}
+}
+
+// TestLoadOrderLarge loads enough keys for Load's radix sort, with keys
+// whose first 16 bytes are the same, keys of two values, and pending
+// actions of equal due times: in the order of stages.MemStore.
+func TestLoadOrderLarge(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{logBytes: 64 << 10})
+	rng := rand.New(rand.NewPCG(7, 8))
+	var batches [][]stages.Change
+	for range 6 {
+		var b []stages.Change
+		for range 1000 {
+			i := rng.IntN(3000)
+			key := []string{fmt.Sprintf("a-shared-prefix-of-16-bytes-%d", i%500), fmt.Sprint(i % 3)}
+			due := time.Duration(rng.IntN(4)) * time.Hour
+			switch rng.IntN(3) {
+			case 0:
+				b = append(b, match(nginx, time.Duration(rng.IntN(100))*time.Second, key...))
+			case 1:
+				b = append(b, pending(nginx, []string{"a", "b"}[rng.IntN(2)], 0, due, key...))
+			default:
+				b = append(b, pending(ssh, "unban", 0, due, key[0]))
+			}
+		}
+		batches = append(batches, b)
+		commitT(t, s, b...)
+	}
+	same(t, "live", loadT(t, s), reference(t, batches...))
+	s.Close()
+	s = openT(t, dir, Options{logBytes: 64 << 10})
+	same(t, "reopened", loadT(t, s), reference(t, batches...))
+}
+
+// TestLogRecordNotUnderstood replays a log record that does not decode: it
+// is skipped with a warning, and deleted in its turn.
+func TestLogRecordNotUnderstood(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	b := []stages.Change{match(ssh, 0, "1.2.3.4")}
+	commitT(t, s, b...)
+	if err := s.db.Update(func(tx *nutsdb.Tx) error {
+		return tx.Put(bucketState, logKey(0), []byte("\x05garbage"), nutsdb.Persistent)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	var logs syncBuffer
+	s = openT(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), logBytes: 1})
+	if !strings.Contains(logs.String(), "log records not understood were skipped") {
+		t.Fatalf("no warning in %q", logs.String())
+	}
+	same(t, "with a bad log record", loadT(t, s), reference(t, b))
+	more := []stages.Change{match(ssh, time.Second, "1.2.3.4")}
+	commitT(t, s, more...) // folds everything: the log empties
+	if len(s.wal.records) != 0 {
+		t.Fatalf("%d log records left", len(s.wal.records))
+	}
+	s.Close()
+	logs = syncBuffer{}
+	s = openT(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if strings.Contains(logs.String(), "not understood") {
+		t.Fatalf("warned again: %q", logs.String())
+	}
+	same(t, "reopened", loadT(t, s), reference(t, b, more))
+	checkInvariants(t, s)
 }
