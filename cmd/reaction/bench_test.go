@@ -24,8 +24,8 @@ func TestBenchCommand(t *testing.T) {
 		stdout, stderr string // substrings
 	}{
 		{[]string{"bench", "-n", "3000", "--latency-lines", "-1"}, 0, "lines/s", ""},
-		{[]string{"bench", "-w", "nginx", "-n", "3000", "--latency-lines", "-1", "--shards", "2", "--batch-size", "32", "--line-queue", "8"},
-			0, "batch size 32 lines, line queue 8 batches, shards 2", ""},
+		{[]string{"bench", "-w", "nginx", "-n", "3000", "--latency-lines", "-1", "--shards", "2", "--batch-size", "32", "--line-queue", "8", "--workers", "3"},
+			0, "batch size 32 lines, line queue 8 batches, workers 3, shards 2", ""},
 		{[]string{"bench", "-n", "0"}, 2, "", "--lines must be positive"},
 		{[]string{"bench", "-w", "/nonexistent/auth.log"}, 2, "", "neither sshd, nginx, mixed nor a readable file"},
 		{[]string{"bench", "-c", bad, "--filters", "10"}, 2, "", "--filters pads a built-in configuration"},
