@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,13 @@ import (
 // deletion, at most 5/8 full) maps a key's hash to its entry, and keeps
 // the hash in the slot so that a probe rarely touches an entry. Slabs, arena and table are
 // rebuilt smaller when most keys are gone, so memory follows live keys.
+//
+// Write-behind (a shard with a journal sets track): a key whose matches
+// changed since they were last handed to the journal is marked dirty, and
+// takeDirty hands over each dirty key once, however many matches it had,
+// in what the store's record of the key must become. A counted match
+// costs a flag test (with a large retry, also its time kept apart until
+// it is handed over); memory follows the dirty keys, not the matches.
 type Counter struct {
 	retry  int
 	period int64 // nanoseconds
@@ -36,18 +44,23 @@ type Counter struct {
 	slab   int // stride when the times live in the slab, 0 when each entry has its own slice
 
 	entries []counterEntry
-	times   []int64   // slab: the match times of entries[i] are times[i*slab : i*slab+n], ascending
-	over    [][]int64 // no slab (a large retry): the match times of entries[i], grown as they come
-	keys    []byte    // arena of key bytes
-	dead    int       // arena bytes of removed keys
-	table   []uint64  // slots: hash<<32 | entry index+1, 0 when empty; len is a power of two
+	times   []int64     // slab: the match times of entries[i] are times[i*slab : i*slab+n], ascending
+	over    []overTimes // no slab (a large retry): the match times of entries[i], grown as they come
+	keys    []byte      // arena of key bytes
+	dead    int         // arena bytes of removed keys
+	table   []uint64    // slots: hash<<32 | entry index+1, 0 when empty; len is a power of two
 	live    int
 	head    int32 // most recently matched; -1 when empty
 	tail    int32 // least recently matched
 	free    int32 // free list through counterEntry.next
 
 	evictions uint64
-	pruned    bool // the last Add dropped matches that slid out of the window
+
+	track        bool    // mark the keys whose matches change dirty, for takeDirty
+	dirty        []int32 // dirty entries, with stale and repeated indices (see markDirty)
+	ndirty       int     // entries marked dirty
+	backlog      int     // about how many changes the next takeDirty gives (more, seldom less)
+	forgotStored bool    // the key removed last had a record in the store
 
 	// OnForget, when set, is called with every key the counter drops by
 	// itself: evicted to make room (evicted) or expired. It is not called
@@ -60,6 +73,25 @@ type counterEntry struct {
 	off, klen  uint32 // key bytes in the arena
 	prev, next int32
 	n          int32 // match times in use
+	flags      uint8
+}
+
+const (
+	entryDirty  = 1 << iota // matches changed since takeDirty last handed the key over
+	entryStored             // the store has a record of the key's matches, or will once what was handed over is committed
+	entryListed             // scratch of compactDirty
+)
+
+// overTimes are the match times of a key of a counter without slab. When
+// the key has a record in the store, the record is appended to rather
+// than rewritten (a large retry means many times per key): fresh are the
+// times not handed over yet, stale how many times handed over are no
+// longer in ts (slid out of the window); the record is rewritten when they
+// outnumber the live times, so that it stays within twice their size.
+type overTimes struct {
+	ts    []int64 // ascending
+	fresh []int64
+	stale int32
 }
 
 const minTable = 8
@@ -113,11 +145,13 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 	for k < len(ts) && ts[k] < cut {
 		k++
 	}
-	c.pruned = k > 0
 	if k > 0 {
 		copy(ts, ts[k:])
 		e.n -= int32(k)
 		ts = ts[:e.n]
+		if c.slab == 0 {
+			c.over[i].stale += int32(k) // as prune; inlined, Add is the hot path
+		}
 	}
 	if int(e.n)+1 >= c.retry {
 		c.remove(i)
@@ -131,7 +165,107 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 		j--
 	}
 	ts[j] = now
+	if c.track {
+		c.markDirty(i, now)
+	}
 	return false
+}
+
+// prune drops the k oldest match times of entry i and returns those left.
+func (c *Counter) prune(i int32, k int) []int64 {
+	ts := c.timesOf(i)
+	copy(ts, ts[k:])
+	c.entries[i].n -= int32(k)
+	if c.slab == 0 {
+		c.over[i].stale += int32(k)
+	}
+	return ts[:len(ts)-k]
+}
+
+// markDirty records a match of entry i at now for the next takeDirty.
+func (c *Counter) markDirty(i int32, now int64) {
+	e := &c.entries[i]
+	if c.slab == 0 {
+		c.backlog++ // a time appended, or one more to rewrite
+		if e.flags&entryStored != 0 {
+			c.over[i].fresh = append(c.over[i].fresh, now)
+		}
+	}
+	if e.flags&entryDirty != 0 {
+		return
+	}
+	// remove leaves its entry listed (it only clears the flag), and the
+	// index may come back for another key: the list is compacted when
+	// most of it is stale, so that it stays within twice the dirty keys.
+	if len(c.dirty) >= 2*c.ndirty+64 {
+		c.compactDirty()
+	}
+	e.flags |= entryDirty
+	c.ndirty++
+	c.dirty = append(c.dirty, i)
+	c.backlog += c.slab + 1 // OpClear and at most slab times
+}
+
+// compactDirty drops the stale and repeated indices of the dirty list.
+func (c *Counter) compactDirty() {
+	kept := c.dirty[:0]
+	for _, i := range c.dirty {
+		if e := &c.entries[i]; e.flags&(entryDirty|entryListed) == entryDirty {
+			e.flags |= entryListed
+			kept = append(kept, i)
+		}
+	}
+	for _, i := range kept {
+		c.entries[i].flags &^= entryListed
+	}
+	c.dirty = kept
+}
+
+// takeDirty hands each dirty key over to f, once, and clears the marks.
+// f gets what the store's record of the key must become: with rewrite,
+// exactly times (none: no record); without, the record plus times. Times
+// older than the window at now are dropped first. f must not change the
+// counter, nor keep key or times.
+func (c *Counter) takeDirty(now int64, f func(key string, rewrite bool, times []int64)) {
+	cut := now - c.period
+	for _, i := range c.dirty {
+		e := &c.entries[i]
+		if e.flags&entryDirty == 0 {
+			continue
+		}
+		e.flags &^= entryDirty
+		ts := c.timesOf(i)
+		if len(ts) > 0 && ts[0] < cut {
+			k, _ := slices.BinarySearch(ts, cut)
+			ts = c.prune(i, k)
+		}
+		key := bytesString(c.keys[e.off : e.off+e.klen])
+		if c.slab > 0 || e.flags&entryStored == 0 || int(c.over[i].stale) > len(ts) {
+			f(key, true, ts)
+			if len(ts) > 0 {
+				e.flags |= entryStored
+			} else {
+				e.flags &^= entryStored
+			}
+			if c.slab == 0 {
+				c.over[i].fresh, c.over[i].stale = c.over[i].fresh[:0], 0
+			}
+			continue
+		}
+		o := &c.over[i]
+		fresh := slices.DeleteFunc(o.fresh, func(t int64) bool { return t < cut })
+		if len(fresh) > 0 {
+			slices.Sort(fresh)
+			f(key, false, fresh)
+		}
+		o.fresh = fresh[:0]
+	}
+	c.ndirty, c.backlog = 0, 0
+	if cap(c.dirty) > 2*c.live+1024 {
+		c.dirty = nil // a flood of keys went by: do not keep its list
+	} else {
+		c.dirty = c.dirty[:0]
+	}
 }
 
 // touch returns key's entry, made the most recently matched, creating it
@@ -153,7 +287,8 @@ func (c *Counter) touch(key string) int32 {
 
 // Restore puts back persisted match times of key (any order), keeping
 // those still inside the window at now, at most retry-1 of them (the most
-// recent). It returns how many were kept.
+// recent). It returns how many were kept. The key is taken to have a
+// record in the store: one that holds exactly the kept times.
 func (c *Counter) Restore(key string, times []time.Time, now time.Time) int {
 	if c.stride == 0 {
 		return 0
@@ -172,7 +307,9 @@ func (c *Counter) Restore(key string, times []time.Time, now time.Time) int {
 	if len(kept) > c.stride {
 		kept = kept[len(kept)-c.stride:]
 	}
-	c.setTimes(c.touch(key), kept)
+	i := c.touch(key)
+	c.setTimes(i, kept)
+	c.entries[i].flags |= entryStored
 	return len(kept)
 }
 
@@ -334,7 +471,7 @@ func (c *Counter) alloc(key string, h uint32) int32 {
 		if c.slab > 0 {
 			c.times = append(c.times, make([]int64, c.slab)...)
 		} else {
-			c.over = append(c.over, nil)
+			c.over = append(c.over, overTimes{})
 		}
 	}
 	c.entries[i] = counterEntry{hash: h, off: uint32(len(c.keys)), klen: uint32(len(key)), prev: -1, next: -1}
@@ -384,8 +521,17 @@ func (c *Counter) remove(i int32) {
 		}
 	}
 	c.dead += int(e.klen)
+	c.forgotStored = e.flags&entryStored != 0
+	if e.flags&entryDirty != 0 {
+		c.ndirty-- // its index stays listed, unmarked: see markDirty
+		if c.slab > 0 {
+			c.backlog -= c.slab + 1
+		} else {
+			c.backlog = max(0, c.backlog-int(e.n)-1) // about what its matches added
+		}
+	}
 	if c.slab == 0 {
-		c.over[i] = nil
+		c.over[i] = overTimes{}
 	}
 	*e = counterEntry{prev: -1, next: c.free}
 	c.free = i
@@ -449,8 +595,9 @@ func (c *Counter) compact() {
 	c.entries = make([]counterEntry, 0, old.live)
 	c.times = make([]int64, 0, old.live*c.slab)
 	if c.slab == 0 {
-		c.over = make([][]int64, 0, old.live)
+		c.over = make([]overTimes, 0, old.live)
 	}
+	c.dirty = nil
 	c.keys = make([]byte, 0, len(old.keys)-old.dead)
 	c.dead, c.live = 0, 0
 	c.head, c.tail, c.free = -1, -1, -1
@@ -458,6 +605,13 @@ func (c *Counter) compact() {
 		e := old.entries[i]
 		j := c.alloc(bytesString(old.keys[e.off:e.off+e.klen]), e.hash)
 		c.setTimes(j, old.timesOf(i))
+		c.entries[j].flags = e.flags
+		if c.slab == 0 {
+			c.over[j].fresh, c.over[j].stale = old.over[i].fresh, old.over[i].stale
+		}
+		if e.flags&entryDirty != 0 {
+			c.dirty = append(c.dirty, j)
+		}
 		c.pushFront(j)
 	}
 }
@@ -469,7 +623,7 @@ func (c *Counter) timesOf(i int32) []int64 {
 		b := int(i) * c.slab
 		return c.times[b : b+n : b+c.slab]
 	}
-	return c.over[i][:n]
+	return c.over[i].ts[:n]
 }
 
 // extend returns ts, the times of entry i, one longer (the new last
@@ -480,7 +634,7 @@ func (c *Counter) extend(i int32, ts []int64) []int64 {
 		ts = ts[:len(ts)+1]
 	} else {
 		ts = append(ts, 0)
-		c.over[i] = ts
+		c.over[i].ts = ts
 	}
 	c.entries[i].n++
 	return ts
@@ -492,7 +646,7 @@ func (c *Counter) setTimes(i int32, ts []int64) {
 	if c.slab > 0 {
 		copy(c.times[int(i)*c.slab:], ts)
 	} else {
-		c.over[i] = append(c.over[i][:0], ts...)
+		c.over[i] = overTimes{ts: append(c.over[i].ts[:0], ts...)}
 	}
 	c.entries[i].n = int32(len(ts))
 }
@@ -600,6 +754,13 @@ type shardStats struct {
 // shard owns a slice of every filter's keys: one Counter per filter. Its
 // goroutine takes mu once per match batch, so that control requests
 // (show, flush) read a consistent state without stalling the pipeline.
+//
+// Durable state is write-behind: counting a match only marks its key
+// dirty; the journal collects from the shard when it is about to commit
+// (collect), under mu, first the changes gathered since (the OpClear of
+// keys that triggered or were forgotten), then each dirty key's times.
+// Nothing is handed over outside mu, so the journal's order is the
+// shard's: a key's times are never written after a later OpClear of it.
 type shard struct {
 	mu       sync.Mutex
 	counters []*Counter // by global filter index
@@ -610,9 +771,8 @@ type shard struct {
 	journal *Journal
 	clock   Clock
 
-	flushMu sync.Mutex
-	changes []Change // journal changes gathered under mu, not yet handed over
-	spare   []Change
+	changes []Change // journal changes gathered under mu, for the next collect
+	touched bool     // something was gathered or marked dirty since flushChanges
 }
 
 func newShard(filters []*filterRT, shards int, queue int, journal *Journal, clock Clock) *shard {
@@ -624,22 +784,28 @@ func newShard(filters []*filterRT, shards int, queue int, journal *Journal, cloc
 		journal:  journal,
 		clock:    clock,
 	}
+	journaled := journal.Enabled()
 	for i, f := range filters {
 		max := f.counter.MaxKeys
 		if max > 0 {
 			max = (max + shards - 1) / shards
 		}
 		c := NewCounter(f.counter.Retry, f.counter.Period, max)
+		c.track = journaled
 		f := f
 		c.OnForget = func(key string, evicted bool) {
 			if evicted {
 				s.stats[f.index].evictions.Add(1)
 			}
-			if s.journal.Enabled() {
-				s.changes = append(s.changes, Change{Op: OpClear, Filter: f.ref, Key: decodeKey(key, len(f.extract.Patterns))})
+			if journaled && c.forgotStored {
+				s.changes = append(s.changes, Change{Op: OpClear, Filter: f.ref, Key: decodeKey(key, len(f.patterns))})
+				s.touched = true
 			}
 		}
 		s.counters[i] = c
+	}
+	if journaled {
+		journal.addSource(s.collect)
 	}
 	return s
 }
@@ -647,10 +813,11 @@ func newShard(filters []*filterRT, shards int, queue int, journal *Journal, cloc
 // sweepEvery is how often a shard drops expired keys when no match does it.
 const sweepEvery = time.Minute
 
-// run counts the matches of each batch, then hands the batch's journal
-// changes to the journal and its triggers to the scheduler (so that a
-// trigger's OpClear is journaled before its actions are scheduled). It
-// returns when in is closed and drained, or when ctx is done.
+// run counts the matches of each batch, then sends its triggers to the
+// scheduler. A trigger's OpClear is gathered before the trigger is sent,
+// so the journal commit that makes the trigger's actions durable (the
+// scheduler syncs before immediate actions) holds it too. It returns when
+// in is closed and drained, or when ctx is done.
 func (s *shard) run(ctx context.Context, triggers chan<- trigger) error {
 	sweep := make(chan struct{}, 1)
 	tick := func() {
@@ -699,59 +866,97 @@ func (s *shard) run(ctx context.Context, triggers chan<- trigger) error {
 }
 
 // count applies one batch under the shard lock and returns its triggers.
+// A counted match only marks its key dirty (Counter.track); a key that
+// triggers is cleared in the store only if it has a record there.
 func (s *shard) count(b *matchBatch, fired []trigger) []trigger {
 	journal := s.journal.Enabled()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range b.items {
-		f := s.filters[m.filter]
 		c := s.counters[m.filter]
 		st := &s.stats[m.filter]
 		st.matches.Add(1)
-		key := bytesString(b.keys[m.off:m.end])
 		switch {
-		case c.Add(key, m.t):
+		case c.Add(bytesString(b.keys[m.off:m.end]), m.t):
 			st.triggers.Add(1)
-			if journal && c.stride > 0 {
-				s.changes = append(s.changes, Change{Op: OpClear, Filter: f.ref, Key: m.values})
+			if journal && c.stride > 0 && c.forgotStored {
+				s.changes = append(s.changes, Change{Op: OpClear, Filter: s.filters[m.filter].ref, Key: m.values})
+				s.touched = true
 			}
 			fired = append(fired, trigger{filter: int(m.filter), values: m.values, t: m.t})
-		case !journal:
-		case c.pruned:
-			// Rewrite the key's record with what is left in the window, so
-			// that a key matching slowly forever keeps a bounded record.
-			s.changes = append(s.changes, Change{Op: OpClear, Filter: f.ref, Key: m.values})
-			for _, t := range c.Times(key, m.t) {
-				s.changes = append(s.changes, Change{Op: OpMatch, Filter: f.ref, Key: m.values, Time: t})
-			}
-		default:
-			s.changes = append(s.changes, Change{Op: OpMatch, Filter: f.ref, Key: m.values, Time: m.t})
+		case c.track:
+			s.touched = true // the key is dirty
 		}
 		st.keys.Store(int64(c.Len()))
 	}
 	return fired
 }
 
-// flushChanges hands the changes gathered under the lock to the journal,
-// outside the lock: the journal may commit inline when its buffer is full.
-// flushMu keeps the journal's order equal to the order of s.changes when
-// a control request flushes concurrently with the shard's goroutine.
+// journalCollectAt is the backlog of a shard (changes its next collect
+// would give) that makes it commit at once rather than at the tick: a
+// flood of new keys, or of matches of keys with many times, is committed
+// in batches of bounded size.
+const journalCollectAt = 4 * journalFlushAt
+
+// flushChanges sees to it that the journal commits what the shard
+// gathered and marked dirty: at its next tick (arming it if needed), or at
+// once when the gathered changes reached journalFlushAt or the whole
+// backlog journalCollectAt. It must not be called under mu.
 func (s *shard) flushChanges() {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
-	s.mu.Lock()
-	changes := s.changes
-	s.changes, s.spare = s.spare[:0], nil
-	s.mu.Unlock()
-	if len(changes) == 0 {
-		s.mu.Lock()
-		s.spare = changes
-		s.mu.Unlock()
+	if !s.journal.Enabled() {
 		return
 	}
-	s.journal.Append(changes...)
-	clear(changes)
 	s.mu.Lock()
-	s.spare = changes[:0]
+	pending, touched := len(s.changes), s.touched || len(s.changes) > 0
+	backlog := s.backlogLocked()
+	s.touched = false
 	s.mu.Unlock()
+	switch {
+	case pending >= journalFlushAt || backlog >= journalCollectAt:
+		_ = s.journal.Sync() // logged by Sync; what it collected stays buffered for a retry
+	case touched:
+		s.journal.arm()
+	}
+}
+
+func (s *shard) backlogLocked() int {
+	n := len(s.changes)
+	for _, c := range s.counters {
+		n += c.backlog
+	}
+	return n
+}
+
+// collect appends to dst, under the lock, the changes gathered since the
+// last collect, then each dirty key's record: OpClear and its times when
+// it is rewritten, its new times when appended to. It is the journal's
+// source (Journal.addSource) and must not call back into the journal.
+func (s *shard) collect(dst []Change) []Change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dst = slices.Grow(dst, s.backlogLocked())
+	dst = append(dst, s.changes...)
+	if cap(s.changes) > 2*journalFlushAt {
+		s.changes = nil
+	} else {
+		clear(s.changes)
+		s.changes = s.changes[:0]
+	}
+	now := s.clock.Now().UnixNano()
+	for fi, c := range s.counters {
+		if len(c.dirty) == 0 {
+			continue
+		}
+		f := s.filters[fi]
+		c.takeDirty(now, func(key string, rewrite bool, times []int64) {
+			values := decodeKey(strings.Clone(key), len(f.patterns))
+			if rewrite {
+				dst = append(dst, Change{Op: OpClear, Filter: f.ref, Key: values})
+			}
+			for _, t := range times {
+				dst = append(dst, Change{Op: OpMatch, Filter: f.ref, Key: values, Time: time.Unix(0, t)})
+			}
+		})
+	}
+	return dst
 }

@@ -460,3 +460,96 @@ func BenchmarkShardCount(b *testing.B) {
 		}
 	}
 }
+
+// A tracking counter (a shard with a journal) marks a key dirty once
+// however many matches it gets; takeDirty hands each dirty key over once,
+// whole when its record must be rewritten. Marks die with their key and
+// survive compaction, and the list of marks stays within twice the dirty
+// keys under a flood of keys evicted before they are taken.
+func TestCounterDirtyMarks(t *testing.T) {
+	take := func(c *Counter, now time.Time) map[string]string {
+		out := map[string]string{}
+		c.takeDirty(now.UnixNano(), func(key string, rewrite bool, times []int64) {
+			if _, dup := out[key]; dup {
+				t.Fatalf("%s taken twice", key)
+			}
+			how := "append"
+			if rewrite {
+				how = "rewrite"
+			}
+			out[key] = fmt.Sprint(how, " ", len(times))
+		})
+		if c.ndirty != 0 || len(c.dirty) != 0 {
+			t.Fatalf("after takeDirty: %d dirty, %d listed", c.ndirty, len(c.dirty))
+		}
+		return out
+	}
+	c := NewCounter(3, time.Hour, 10)
+	c.track = true
+	for i := range 10_000 {
+		c.Add(fmt.Sprint(i), tStart)
+		if len(c.dirty) > 2*c.ndirty+64 || c.ndirty > c.Len() {
+			t.Fatalf("key %d: %d listed for %d dirty, %d keys", i, len(c.dirty), c.ndirty, c.Len())
+		}
+	}
+	want := map[string]string{}
+	for i := 9990; i < 10_000; i++ {
+		want[fmt.Sprint(i)] = "rewrite 1"
+	}
+	if got := take(c, tStart); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after the flood, took %v", got)
+	}
+	c.Add("9998", tStart)
+	c.Add("9999", tStart)
+	if !c.Add("9999", tStart) || !c.forgotStored {
+		t.Fatal("9999 triggered: its record must be cleared")
+	}
+	c.Add("9999", tStart)
+	if got := take(c, tStart); fmt.Sprint(got) != fmt.Sprint(map[string]string{"9998": "rewrite 2", "9999": "rewrite 1"}) {
+		t.Fatalf("took %v", got)
+	}
+	c.Add("new", tStart)
+	if c.Forget("new"); c.forgotStored {
+		t.Fatal("a key never taken has no record to clear")
+	}
+	if got := take(c, tStart); len(got) != 0 {
+		t.Fatalf("took %v after the only dirty key was forgotten", got)
+	}
+
+	// Compaction renumbers the entries: the marks follow their keys.
+	c = NewCounter(4, 2*time.Hour, 0)
+	c.track = true
+	for i := range 5000 {
+		c.Add(fmt.Sprint(i), tStart.Add(time.Duration(i)*time.Second))
+	}
+	take(c, tStart)
+	c.Add("4999", tStart.Add(5000*time.Second))
+	c.Add("4500", tStart.Add(5000*time.Second))
+	now := tStart.Add(4000*time.Second + 2*time.Hour)
+	c.Expire(now)
+	if len(c.entries) != 1000 {
+		t.Fatalf("not compacted: %d entries", len(c.entries))
+	}
+	if got := take(c, now); fmt.Sprint(got) != fmt.Sprint(map[string]string{"4500": "rewrite 2", "4999": "rewrite 2"}) {
+		t.Fatalf("after compaction, took %v", got)
+	}
+
+	// A large retry: a key with a record gets its new times appended, until
+	// the times that slid out outnumber the live ones.
+	c = NewCounter(100_000_000, time.Hour, 0)
+	c.track = true
+	for m := range 3 {
+		c.Add("a", tStart.Add(time.Duration(m)*time.Minute))
+	}
+	steps := []map[string]string{take(c, tStart)}
+	c.Add("a", tStart.Add(3*time.Minute))
+	c.Add("a", tStart.Add(4*time.Minute))
+	steps = append(steps, take(c, tStart), take(c, tStart))
+	c.Add("a", tStart.Add(2*time.Hour))
+	c.Restore("r", []time.Time{tStart.Add(2 * time.Hour)}, tStart.Add(2*time.Hour))
+	c.Add("r", tStart.Add(2*time.Hour))
+	steps = append(steps, take(c, tStart.Add(2*time.Hour)))
+	if got, want := fmt.Sprint(steps), fmt.Sprint([]map[string]string{{"a": "rewrite 3"}, {"a": "append 2"}, {}, {"a": "rewrite 1", "r": "append 1"}}); got != want {
+		t.Fatalf("took %s, want %s", got, want)
+	}
+}

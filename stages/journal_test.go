@@ -224,3 +224,402 @@ func TestEngineRestore(t *testing.T) {
 		t.Fatalf("persisted matches %+v, want only the new line of 192.0.2.8", m)
 	}
 }
+
+// Write-behind: a shard's counted matches reach the store as dirty keys,
+// collected when the journal commits. These tests drive the shards of an
+// engine that is not running, as their goroutines would.
+
+// tShardEngine returns an engine over store whose filter f (keyed by
+// <ip>) triggers at retry within period, tracking at most maxKeys keys (0:
+// the default).
+func tShardEngine(t testing.TB, store Store, clock Clock, retry, maxKeys int, period time.Duration) *Engine {
+	t.Helper()
+	g := tGraph(t, []string{"true"}, tFilter{name: "f", regex: []string{"from <ip>"}, retry: retry, period: period, maxKeys: maxKeys, actions: banUnban()})
+	e, err := New(g, Options{Store: store, Clock: clock, Logger: slog.New(slog.DiscardHandler), JournalTick: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// countAll counts ms as the matchers would send them: each to its key's
+// shard, one batch per shard. It returns the triggered keys.
+func countAll(e *Engine, ms ...tMatch) (fired []string) {
+	per := make([][]tMatch, len(e.shards))
+	for _, m := range ms {
+		i := shardOf(appendShardKey(nil, 0, m.values), len(e.shards))
+		per[i] = append(per[i], m)
+	}
+	for i, ms := range per {
+		if len(ms) > 0 {
+			for _, tr := range countBatch(e.shards[i], ms...) {
+				fired = append(fired, tr.values[0])
+			}
+		}
+	}
+	return fired
+}
+
+func at(ip string, t time.Time) tMatch { return tMatch{[]string{ip}, t} }
+
+// persisted returns the stored match times of filter f, by IP.
+func persisted(t *testing.T, store *MemStore) map[string][]int64 {
+	t.Helper()
+	st, err := store.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]int64{}
+	for _, fs := range st.Filters {
+		for _, km := range fs.Matches {
+			for _, tm := range km.Times {
+				out[km.Key[0]] = append(out[km.Key[0]], tm.UnixNano())
+			}
+		}
+	}
+	return out
+}
+
+// counted returns the match times the engine's counters hold inside the
+// window at now, by IP.
+func counted(e *Engine, now time.Time) map[string][]int64 {
+	out := map[string][]int64{}
+	for _, sh := range e.shards {
+		sh.mu.Lock()
+		c := sh.counters[0]
+		c.Each(now, func(key string, n int) {
+			for _, tm := range c.Times(key, now) {
+				ip := decodeKey(key, 1)[0]
+				out[ip] = append(out[ip], tm.UnixNano())
+			}
+		})
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// commitLog records the batches a MemStore commits.
+type commitLog struct {
+	mu      sync.Mutex
+	batches [][]Change
+}
+
+func (l *commitLog) record(store *MemStore) {
+	store.OnCommit = func(changes []Change) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.batches = append(l.batches, changes)
+	}
+}
+
+func (l *commitLog) take() [][]Change {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.batches
+	l.batches = nil
+	return b
+}
+
+// describe renders the changes of key ip: "clear", "+<ns from base>".
+func describe(changes []Change, ip string, base time.Time) []string {
+	var out []string
+	for _, c := range changes {
+		if c.Key[0] != ip {
+			continue
+		}
+		switch c.Op {
+		case OpClear:
+			out = append(out, "clear")
+		case OpMatch:
+			out = append(out, fmt.Sprintf("+%d", c.Time.Sub(base)))
+		default:
+			out = append(out, fmt.Sprint("op", c.Op))
+		}
+	}
+	return out
+}
+
+// A flood of N matches of K keys costs O(K) changes per commit, not
+// O(N): each dirty key's record once, however many matches it had, and
+// no OpClear for a key that triggered before it was ever written. The
+// tick is armed by the dirty keys alone (nothing is appended), and an
+// idle journal arms nothing.
+func TestJournalCoalescesAFlood(t *testing.T) {
+	const keys, rounds, perRound = 47, 10, 3000
+	for _, retry := range []int{3, 10} {
+		t.Run(fmt.Sprint("retry ", retry), func(t *testing.T) {
+			store := NewMemStore()
+			var log commitLog
+			log.record(store)
+			clock := NewFakeClock(tStart)
+			e := tShardEngine(t, store, clock, retry, 0, time.Hour)
+			triggers := 0
+			for r := range rounds {
+				ms := make([]tMatch, 0, perRound)
+				for i := range perRound {
+					ms = append(ms, at(fmt.Sprintf("192.0.2.%d", (i*7)%keys), clock.Now().Add(time.Duration(i-perRound)*time.Microsecond)))
+				}
+				triggers += len(countAll(e, ms...))
+				if c, _ := store.Commits(); c != r {
+					t.Fatalf("round %d: %d commits before the tick", r, c)
+				}
+				clock.Advance(time.Second)
+			}
+			batches := log.take()
+			if len(batches) != rounds {
+				t.Fatalf("%d commits for %d ticks", len(batches), rounds)
+			}
+			for i, b := range batches {
+				if len(b) > keys*(retry+1) {
+					t.Errorf("commit %d: %d changes for %d keys and %d matches, want at most %d", i, len(b), keys, perRound, keys*(retry+1))
+				}
+			}
+			if triggers < rounds*perRound/retry/2 {
+				t.Fatalf("only %d triggers", triggers)
+			}
+			if got, want := persisted(t, store), counted(e, clock.Now()); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("persisted\n%v\nwant what the counters hold\n%v", got, want)
+			}
+			clock.Advance(time.Hour)
+			if c, _ := store.Commits(); c != rounds || clock.Pending() != 0 {
+				t.Fatalf("idle: %d commits, %d timers armed", c, clock.Pending())
+			}
+		})
+	}
+}
+
+// A counting-only filter (a retry never reached: each key's times kept
+// in a slice) appends each commit's new times to the key's record instead
+// of rewriting it, and rewrites it once the times that slid out of the
+// window outnumber the live ones, so that the record stays within twice
+// what the counter holds.
+func TestJournalAppendsLargeRecords(t *testing.T) {
+	store := NewMemStore()
+	var log commitLog
+	log.record(store)
+	clock := NewFakeClock(tStart)
+	e := tShardEngine(t, store, clock, 100_000_000, 0, time.Hour)
+	ips := []string{"192.0.2.1", "192.0.2.2", "2001:db8::1"}
+	const perRound = 100
+	for r := range 30 {
+		var ms []tMatch
+		for i := range perRound {
+			ms = append(ms, at(ips[i%len(ips)], clock.Now().Add(time.Duration(i-perRound)*time.Millisecond)))
+		}
+		if fired := countAll(e, ms...); len(fired) > 0 {
+			t.Fatalf("triggered %v", fired)
+		}
+		if err := e.journal.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		b := log.take()[0]
+		clears := 0
+		for _, c := range b {
+			if c.Op == OpClear {
+				clears++
+			}
+		}
+		switch {
+		case r == 0 && (clears != len(ips) || len(b) != perRound+len(ips)):
+			t.Fatalf("first commit: %d changes, %d clears: want every key written whole", len(b), clears)
+		case r > 0 && r < 6 && (clears != 0 || len(b) != perRound):
+			// Rounds are 10 minutes apart: nothing slid out yet.
+			t.Fatalf("commit %d: %d changes, %d clears: want the %d new times appended", r, len(b), clears, perRound)
+		}
+		now := clock.Now()
+		stored, live := persisted(t, store), counted(e, now)
+		for _, ip := range ips {
+			if len(stored[ip]) > 2*len(live[ip])+perRound {
+				t.Fatalf("round %d: %s has %d persisted times for %d live", r, ip, len(stored[ip]), len(live[ip]))
+			}
+			var inWindow []int64
+			for _, ns := range stored[ip] {
+				if ns >= now.Add(-time.Hour).UnixNano() {
+					inWindow = append(inWindow, ns)
+				}
+			}
+			if !slices.Equal(inWindow, live[ip]) {
+				t.Fatalf("round %d: %s persisted %v inside the window, counted %v", r, ip, inWindow, live[ip])
+			}
+		}
+		clock.Advance(10 * time.Minute)
+	}
+}
+
+// The order that keeps a key's record right: a key triggers (its OpClear
+// is gathered), then matches again (it is dirty) before the journal
+// commits. The commit holds the trigger's OpClear before the key's new
+// record, never the other way round; a key that triggers before it was
+// ever written costs nothing.
+func TestJournalCollectOrder(t *testing.T) {
+	store := NewMemStore()
+	var log commitLog
+	log.record(store)
+	clock := NewFakeClock(tStart)
+	e := tShardEngine(t, store, clock, 3, 0, time.Hour)
+	t1, t2, t3, t4 := tStart.Add(1), tStart.Add(2), tStart.Add(3), tStart.Add(4)
+	countAll(e, at("a", t1))
+	if err := e.journal.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := describe(log.take()[0], "a", tStart); !slices.Equal(got, []string{"clear", "+1"}) {
+		t.Fatalf("first commit of a: %v", got)
+	}
+	if fired := countAll(e, at("a", t2), at("a", t3), at("a", t4), at("b", t1), at("b", t2), at("b", t3), at("b", t4)); !slices.Equal(fired, []string{"a", "b"}) && !slices.Equal(fired, []string{"b", "a"}) {
+		t.Fatalf("triggered %v", fired)
+	}
+	if err := e.journal.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	b := log.take()[0]
+	if got := describe(b, "a", tStart); !slices.Equal(got, []string{"clear", "clear", "+4"}) {
+		t.Fatalf("a triggered then matched again: committed %v, want the trigger's clear, then a's new record", got)
+	}
+	if got := describe(b, "b", tStart); !slices.Equal(got, []string{"clear", "+4"}) {
+		t.Fatalf("b, never written, triggered then matched again: committed %v, want only its new record", got)
+	}
+	if got := persisted(t, store); fmt.Sprint(got) != fmt.Sprint(map[string][]int64{"a": {t4.UnixNano()}, "b": {t4.UnixNano()}}) {
+		t.Fatalf("persisted %v", got)
+	}
+}
+
+// The shards count while commits collect from them (here a goroutine
+// syncing in a loop, besides the scheduler's syncs and the final one):
+// whatever the interleaving, the store ends up holding exactly what the
+// counters hold.
+func TestJournalRacesTheShards(t *testing.T) {
+	const keys, lines, retry = 40, 3000, 7
+	var in []string
+	for i := range lines {
+		in = append(in, fmt.Sprintf("from 192.0.2.%d", i%keys))
+	}
+	store := NewMemStore()
+	g := tGraph(t, shLines(in...), tFilter{name: "f", regex: []string{"from <ip>"}, retry: retry, period: time.Hour, actions: banUnban()})
+	clock := NewFakeClock(tStart)
+	e, err := New(g, Options{Store: store, Clock: clock, Runner: &RecordingRunner{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = e.journal.Sync()
+			}
+		}
+	}()
+	runEngine(t, e)
+	close(stop)
+	<-stopped
+	live := counted(e, clock.Now())
+	if len(live) != keys || len(live["192.0.2.1"]) != lines/keys%retry {
+		t.Fatalf("counted %d keys, %d times for 192.0.2.1", len(live), len(live["192.0.2.1"]))
+	}
+	if got := persisted(t, store); fmt.Sprint(got) != fmt.Sprint(live) {
+		t.Fatalf("persisted\n%v\nwant what the counters hold\n%v", got, live)
+	}
+}
+
+// What a Sync committed survives a restart to the nanosecond, minus what
+// slid out of the window meanwhile; a match counted after the last commit
+// is lost, as after a crash (kill -9).
+func TestJournalRestartRestoresExactTimes(t *testing.T) {
+	for _, retry := range []int{5, 100_000_000} {
+		t.Run(fmt.Sprint("retry ", retry), func(t *testing.T) {
+			store := NewMemStore()
+			e := tShardEngine(t, store, NewFakeClock(tStart), retry, 0, time.Hour)
+			odd := func(min int) time.Time { return tStart.Add(time.Duration(min)*time.Minute + time.Duration(min*7919)) }
+			countAll(e, at("a", odd(-50)), at("a", odd(-40)), at("b", odd(-30)), at("c", odd(-65)), at("c", odd(-5)))
+			if err := e.journal.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			countAll(e, at("a", odd(-20)), at("a", odd(-10)), at("d", odd(-9)), at("d", odd(-8)), at("d", odd(-7)), at("d", odd(-6)), at("d", odd(-5)))
+			if err := e.journal.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			now := tStart.Add(time.Minute) // c's first match is out of the window now
+			want := counted(e, now)
+			if ns := func(ms ...int) (out []int64) {
+				for _, m := range ms {
+					out = append(out, odd(m).UnixNano())
+				}
+				return out
+			}; !slices.Equal(want["a"], ns(-50, -40, -20, -10)) || !slices.Equal(want["c"], ns(-5)) {
+				t.Fatalf("counted before the restart: %v", want)
+			}
+			if _, ok := want["d"]; ok != (retry > 5) {
+				t.Fatalf("d (5 matches, retry %d) counted %v", retry, want["d"])
+			}
+			countAll(e, at("a", odd(0))) // never committed
+
+			e2 := tShardEngine(t, store, NewFakeClock(now), retry, 0, time.Hour)
+			runEngine(t, e2)
+			if got := counted(e2, now); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("restored\n%v\nwant\n%v", got, want)
+			}
+		})
+	}
+}
+
+// A trigger's OpClear is held by its shard before the trigger reaches
+// the scheduler: the commit that makes the trigger's unban durable (the
+// scheduler syncs before the ban runs) holds the OpClear first.
+func TestJournalTriggerClearsBeforePending(t *testing.T) {
+	store := NewMemStore()
+	var log commitLog
+	log.record(store)
+	e := tShardEngine(t, store, NewFakeClock(tStart), 3, 0, time.Hour)
+	countAll(e, at("a", tStart), at("a", tStart.Add(1)))
+	if err := e.journal.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	log.take()
+	if fired := countAll(e, at("a", tStart.Add(2))); len(fired) != 1 {
+		t.Fatalf("triggered %v", fired)
+	}
+	if _, sync := e.sched.trigger(0, []string{"a"}, tStart.Add(2)); !sync {
+		t.Fatal("the unban was not journaled")
+	}
+	if err := e.journal.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var ops []Op
+	for _, c := range log.take()[0] {
+		ops = append(ops, c.Op)
+	}
+	if !slices.Equal(ops, []Op{OpClear, OpPending}) {
+		t.Fatalf("committed ops %v, want the trigger's OpClear then the unban's OpPending", ops)
+	}
+}
+
+// A failed commit keeps what it collected from the shards: retried first,
+// before what the shards hold by then, it leaves the record right.
+func TestJournalRetriesCollected(t *testing.T) {
+	store := NewMemStore()
+	var logs tLog
+	e := tShardEngine(t, store, NewFakeClock(tStart), 3, 0, time.Hour)
+	e.journal.log = logs.logger()
+	countAll(e, at("a", tStart.Add(1)), at("b", tStart.Add(1)))
+	store.Fail = errors.New("disk full")
+	if err := e.journal.Sync(); err == nil {
+		t.Fatal("Sync succeeded on a failing store")
+	}
+	countAll(e, at("a", tStart.Add(2)))
+	if fired := countAll(e, at("b", tStart.Add(2)), at("b", tStart.Add(3))); len(fired) != 1 {
+		t.Fatalf("triggered %v", fired)
+	}
+	if got := e.journal.stats()["buffered"]; got != 4 {
+		t.Fatalf("%d changes buffered after the failure, want a's and b's records (4)", got)
+	}
+	store.Fail = nil
+	if err := e.journal.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := persisted(t, store), map[string][]int64{"a": {tStart.Add(1).UnixNano(), tStart.Add(2).UnixNano()}}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("persisted %v, want %v (b triggered)", got, want)
+	}
+}
