@@ -362,10 +362,49 @@ func (s *scheduler) running() bool {
 }
 
 // loop consumes triggers until the channel is closed (or ctx is done). It
-// takes the triggers that are already waiting as one burst, so that one
-// journal Sync covers the whole burst before its immediate actions run.
+// takes the triggers that are already waiting as one burst, and a journal
+// Sync that began after a burst was scheduled comes before the burst's
+// immediate actions run. It returns once every job it made is submitted.
 func (s *scheduler) loop(ctx context.Context, triggers <-chan trigger) {
 	const burst = 256
+	// Group commit: a burst's jobs wait, in order, for a Sync that began
+	// after their delayed actions were journaled; while a Sync runs, the
+	// next bursts are scheduled and one Sync then covers them all, so the
+	// triggers never wait for the disk. At most maxWaiting jobs wait: past
+	// that, scheduling waits for the Sync.
+	const maxWaiting = 4096
+	var (
+		mu         sync.Mutex
+		cond       = sync.NewCond(&mu)
+		waiting    []*Job
+		needSync   bool
+		wake       = make(chan struct{}, 1)
+		syncerDone = make(chan struct{})
+	)
+	go func() {
+		defer close(syncerDone)
+		for {
+			_, open := <-wake
+			mu.Lock()
+			batch, sync := waiting, needSync
+			waiting, needSync = nil, false
+			cond.Broadcast()
+			mu.Unlock()
+			if sync {
+				_ = s.journal.Sync() // on failure, logged; the bans still run
+			}
+			for _, j := range batch {
+				s.submit(j)
+			}
+			if !open {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(wake)
+		<-syncerDone
+	}()
 	var jobs []*Job
 	for {
 		var t trigger
@@ -379,11 +418,11 @@ func (s *scheduler) loop(ctx context.Context, triggers <-chan trigger) {
 			return
 		}
 		jobs = jobs[:0]
-		needSync := false
+		burstSync := false
 		for n := 0; ; n++ {
 			js, sync := s.trigger(t.filter, t.values, t.t)
 			jobs = append(jobs, js...)
-			needSync = needSync || sync
+			burstSync = burstSync || sync
 			if n == burst {
 				break
 			}
@@ -396,13 +435,18 @@ func (s *scheduler) loop(ctx context.Context, triggers <-chan trigger) {
 				break
 			}
 		}
-		if needSync {
-			_ = s.journal.Sync() // on failure, logged; the bans still run
+		mu.Lock()
+		for len(waiting) >= maxWaiting {
+			cond.Wait()
 		}
-		for _, j := range jobs {
-			s.submit(j)
-		}
+		waiting = append(waiting, jobs...)
+		needSync = needSync || burstSync
+		mu.Unlock()
 		clear(jobs)
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
