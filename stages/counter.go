@@ -68,8 +68,10 @@ type Counter struct {
 	OnForget func(key string, evicted bool)
 }
 
+// The key's hash is not kept: the table's slot holds it for probing, and
+// the rare walks that need it (rehash, remove) hash the key again, which
+// keeps an entry at 24 bytes.
 type counterEntry struct {
-	hash       uint32
 	off, klen  uint32 // key bytes in the arena
 	prev, next int32
 	n          int32 // match times in use
@@ -474,17 +476,17 @@ func (c *Counter) alloc(key string, h uint32) int32 {
 			c.over = append(c.over, overTimes{})
 		}
 	}
-	c.entries[i] = counterEntry{hash: h, off: uint32(len(c.keys)), klen: uint32(len(key)), prev: -1, next: -1}
+	c.entries[i] = counterEntry{off: uint32(len(c.keys)), klen: uint32(len(key)), prev: -1, next: -1}
 	c.keys = append(c.keys, key...)
-	c.place(i)
+	c.place(i, h)
 	c.live++
 	return i
 }
 
-// place puts entry i in the first free slot of its probe sequence.
-func (c *Counter) place(i int32) {
+// place puts entry i, whose key hashes to h, in the first free slot of its
+// probe sequence.
+func (c *Counter) place(i int32, h uint32) {
 	mask := len(c.table) - 1
-	h := c.entries[i].hash
 	s := int(h) & mask
 	for c.table[s] != 0 {
 		s = (s + 1) & mask
@@ -493,9 +495,12 @@ func (c *Counter) place(i int32) {
 }
 
 func (c *Counter) rehash(n int) {
+	old := c.table
 	c.table = newTable(n)
-	for i := c.head; i >= 0; i = c.entries[i].next {
-		c.place(i)
+	for _, v := range old { // each slot holds its entry's hash
+		if v != 0 {
+			c.place(slotEntry(v), uint32(v>>32))
+		}
 	}
 }
 
@@ -507,8 +512,9 @@ func (c *Counter) remove(i int32) {
 	// Find the slot, empty it, then shift back the entries after it that
 	// may not be reachable anymore (no tombstones).
 	mask := len(c.table) - 1
-	s := int(e.hash) & mask
-	for c.table[s] != slot(e.hash, i) {
+	h := hashKey(bytesString(c.keys[e.off : e.off+e.klen]))
+	s := int(h) & mask
+	for c.table[s] != slot(h, i) {
 		s = (s + 1) & mask
 	}
 	c.table[s] = 0
@@ -603,7 +609,8 @@ func (c *Counter) compact() {
 	c.head, c.tail, c.free = -1, -1, -1
 	for i := old.tail; i >= 0; i = old.entries[i].prev {
 		e := old.entries[i]
-		j := c.alloc(bytesString(old.keys[e.off:e.off+e.klen]), e.hash)
+		key := bytesString(old.keys[e.off : e.off+e.klen])
+		j := c.alloc(key, hashKey(key))
 		c.setTimes(j, old.timesOf(i))
 		c.entries[j].flags = e.flags
 		if c.slab == 0 {
