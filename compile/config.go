@@ -99,6 +99,3 @@ func (c *Config) YAML() ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
-// Normalized returns the normalized configuration of a load result.
-func Normalized(r *Result) *Config { return r.Config }

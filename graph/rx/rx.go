@@ -154,9 +154,6 @@ func Compile(re *regexp.Regexp) *Program {
 // Fast reports whether searches run on the Program's own matcher.
 func (p *Program) Fast() bool { return p.insts != nil }
 
-// Regexp returns the regexp the Program was compiled from.
-func (p *Program) Regexp() *regexp.Regexp { return p.re }
-
 type compiler struct {
 	insts []inst
 }

@@ -177,9 +177,6 @@ func kind(m fs.FileMode) string {
 	return "a special file"
 }
 
-// Path is the socket's path.
-func (s *Server) Path() string { return s.path }
-
 // Serve answers requests with c until ctx is done or Close is called, then
 // stops accepting, interrupts requests still being read, waits for the
 // running ones and removes the socket file.
