@@ -5,10 +5,13 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"reaction/compile"
 	"reaction/graph"
 )
 
@@ -183,4 +186,76 @@ func BenchmarkBatchHop(b *testing.B) {
 	}
 	close(out)
 	<-done
+}
+
+// BenchmarkExtractCandidates runs the extract of upstream's four sshd
+// regexes on the lines of the sshd corpus that the prefilter passes, as
+// the matcher does (only the regexes whose literal is in the line), with
+// graph/rx and with the standard library's regexp alone. One op is one
+// candidate line.
+func BenchmarkExtractCandidates(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "r.yml")
+	if err := os.WriteFile(path, []byte(`
+patterns:
+  ip:
+    type: ip
+streams:
+  s:
+    cmd: ['true']
+    filters:
+      f:
+        regex:
+          - 'authentication failure;.*rhost=<ip>'
+          - 'Failed password for .* from <ip>'
+          - 'Invalid user .* from <ip>'
+          - 'banner exchange: Connection from <ip> port [0-9]*: invalid format'
+        actions: {ban: {cmd: ['true']}}
+`), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	res, err := compile.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var x *graph.Extract
+	var pf *Prefilter
+	for _, n := range res.Graph.Nodes {
+		switch {
+		case n.Extract != nil:
+			x = n.Extract
+		case n.Prefilter != nil:
+			pf = NewPrefilter(n.Prefilter)
+		}
+	}
+	var lines [][]byte
+	var masks []uint64
+	for _, l := range sshdCorpus(20_000) {
+		if c, m := pf.CandidateRegexes(l, nil, nil); len(c) > 0 {
+			lines, masks = append(lines, l), append(masks, m[0])
+		}
+	}
+	stdlib := *x
+	stdlib.Regexes = nil
+	for _, r := range x.Regexes {
+		r := *r
+		r.Prog = nil
+		stdlib.Regexes = append(stdlib.Regexes, &r)
+	}
+	for _, bc := range []struct {
+		name string
+		x    *graph.Extract
+	}{{"rx", x}, {"stdlib", &stdlib}} {
+		b.Run(bc.name, func(b *testing.B) {
+			matched, i := 0, 0
+			for b.Loop() {
+				if _, _, ok, _ := bc.x.MatchSome(lines[i%len(lines)], masks[i%len(lines)]); ok {
+					matched++
+				}
+				i++
+			}
+			if matched == 0 {
+				b.Fatal("nothing matched")
+			}
+		})
+	}
 }
