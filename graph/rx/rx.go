@@ -209,9 +209,7 @@ func (c *compiler) compile(re *syntax.Regexp, next int) (int, bool) {
 			greedy := re.Flags&syntax.NonGreedy == 0
 			return c.add(inst{op: opRuneLoop, class: cl, greedy: greedy, min: re.Min, max: re.Max, next: next}), true
 		}
-		// Spelled out by Simplify as the standard library does: copies of
-		// the body, then nested optional ones or a star.
-		return c.compile(re.Simplify(), next)
+		return c.compile(spellOut(re), next)
 	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest:
 		greedy := re.Flags&syntax.NonGreedy == 0
 		sub := re.Sub[0]
@@ -253,6 +251,46 @@ func (c *compiler) compile(re *syntax.Regexp, next int) (int, bool) {
 		return loop, true
 	}
 	return 0, false
+}
+
+// spellOut writes x{n,m} as Simplify does, so that the standard library
+// and rx explore the same alternatives in the same order: n copies of x,
+// then m-n nested optional copies, x{2,5} = xx(x(x(x)?)?)?, or for
+// x{n,} n-1 copies then x+. Unlike Simplify it leaves x itself alone: a
+// counted rune loop inside x stays one loop instead of becoming nested
+// alternatives, which is what makes an address pattern cheap.
+func spellOut(re *syntax.Regexp) *syntax.Regexp {
+	sub, flags := re.Sub[0], re.Flags&syntax.NonGreedy
+	op := func(o syntax.Op, subs ...*syntax.Regexp) *syntax.Regexp {
+		return &syntax.Regexp{Op: o, Flags: flags, Sub: subs}
+	}
+	switch {
+	case re.Min == 0 && re.Max == 0:
+		return &syntax.Regexp{Op: syntax.OpEmptyMatch}
+	case re.Max == -1 && re.Min == 0:
+		return op(syntax.OpStar, sub)
+	case re.Max == -1:
+		cat := op(syntax.OpConcat)
+		for range re.Min - 1 {
+			cat.Sub = append(cat.Sub, sub)
+		}
+		cat.Sub = append(cat.Sub, op(syntax.OpPlus, sub))
+		return cat
+	case re.Min == 1 && re.Max == 1:
+		return sub
+	}
+	cat := op(syntax.OpConcat)
+	for range re.Min {
+		cat.Sub = append(cat.Sub, sub)
+	}
+	if re.Max > re.Min {
+		suffix := op(syntax.OpQuest, sub)
+		for range re.Max - re.Min - 1 {
+			suffix = op(syntax.OpQuest, op(syntax.OpConcat, sub, suffix))
+		}
+		cat.Sub = append(cat.Sub, suffix)
+	}
+	return cat
 }
 
 func classOf(re *syntax.Regexp) *class {

@@ -132,7 +132,7 @@ func (g gen) regex(depth int) string {
 	case 3:
 		return "(" + g.regex(depth-1) + ")"
 	case 4:
-		ops := []string{"*", "+", "?", "*?", "+?", "??", "{2}", "{1,3}", "{0,2}?", "{2,}"}
+		ops := []string{"*", "+", "?", "*?", "+?", "??", "{2}", "{1,3}", "{0,2}?", "{2,}", "{0}", "{1}", "{0,}", "{1,}?", "{3,5}", "{2,4}?", "{0,3}"}
 		return "(?:" + g.regex(depth-1) + ")" + ops[g.r.IntN(len(ops))]
 	case 5:
 		return ".*" + g.regex(depth-1)
