@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"reaction/graph"
+	"reaction/graph/rx"
 )
 
 // Prefilter decides which filters of a stream may match a line, from the
@@ -26,13 +27,14 @@ type Prefilter struct {
 	// i lets through, and litRegexes[i][k] the regexes of litFilters[i][k]
 	// it lets through (bit j: regex j).
 	lits       [][]byte
+	finders    []rx.Finder // finders[i] finds lits[i]
 	litFilters [][]int32
 	litRegexes [][]uint64
 
 	base  []uint64 // per filter: the regexes tried whenever it passes
 	masks []uint64 // per-line scratch: regexes of each filter passed so far
 
-	// loop lists the literals searched one by one with bytes.Contains:
+	// loop lists the literals searched one by one, each by its rarest byte:
 	// all of them when there are few, else those too short for skip.
 	loop []int32
 	skip *skipScanner // nil when every literal is in loop
@@ -85,6 +87,7 @@ func NewPrefilter(p *graph.Prefilter) *Prefilter {
 				i = int32(len(pf.lits))
 				index[l] = i
 				pf.lits = append(pf.lits, []byte(l))
+				pf.finders = append(pf.finders, rx.NewFinder([]byte(l)))
 				pf.litFilters = append(pf.litFilters, nil)
 				pf.litRegexes = append(pf.litRegexes, nil)
 			}
@@ -130,7 +133,7 @@ func (p *Prefilter) candidates(line []byte, dst []int, masks []uint64, withMasks
 		if len(fs) == 1 && seen[fs[0]/64]&(1<<(fs[0]%64)) != 0 && p.masks[fs[0]]&p.litRegexes[i][0] == p.litRegexes[i][0] {
 			continue // nothing to learn: its only filter passed, with these regexes
 		}
-		if bytes.Contains(line, p.lits[i]) {
+		if p.finders[i].Index(line) >= 0 {
 			p.pass(i)
 		}
 	}

@@ -39,7 +39,7 @@ type Program struct {
 	insts  []inst // nil: the standard library runs every search
 	start  int    // first instruction
 	slots  int    // 2 × (groups + 1)
-	prefix []byte // every match starts with it (empty: unknown)
+	prefix Finder // every match starts with its literal (empty: unknown)
 	anchor bool   // matches only at the start of the input
 }
 
@@ -70,7 +70,8 @@ type inst struct {
 	assert syntax.EmptyOp
 	// follow is a literal every match of next begins with, or nil: a rune
 	// loop tries only the positions where it occurs.
-	follow []byte
+	follow       []byte
+	followFinder Finder // finds follow
 	// possessive: a greedy rune loop whose class shares no rune with what
 	// next can start with. Giving back a rune cannot help next then (it
 	// would have to start with that rune), so only the longest count is
@@ -136,12 +137,13 @@ func Compile(re *regexp.Regexp) *Program {
 		return p
 	}
 	p.insts, p.start = c.insts, start
-	p.prefix = c.first(start)
+	p.prefix = NewFinder(c.first(start))
 	in := &p.insts[start]
 	p.anchor = in.op == opAssert && in.assert == syntax.EmptyBeginText
 	for i := range p.insts {
 		if in := &p.insts[i]; in.op == opRuneLoop {
 			in.follow = c.first(in.next)
+			in.followFinder = NewFinder(in.follow)
 			if in.greedy {
 				s, ok := c.starts(in.next, 0)
 				in.possessive = ok && !s.overlaps(in.class)
@@ -576,8 +578,8 @@ func (m *machine) push(pos int) {
 func (m *machine) search() bool {
 	p, in := m.p, m.in
 	for pos := 0; pos <= len(in); {
-		if len(p.prefix) > 0 {
-			i := bytes.Index(in[pos:], p.prefix)
+		if len(p.prefix.lit) > 0 {
+			i := p.prefix.Index(in[pos:])
 			if i < 0 {
 				return false
 			}
@@ -810,7 +812,7 @@ func (m *machine) jumpBack(i *inst, lo, hi int) bool {
 	base := m.sp
 	defer func() { m.sp = base }()
 	for lo <= hi-len(f) {
-		j := bytes.Index(m.in[lo:hi], f)
+		j := i.followFinder.Index(m.in[lo:hi])
 		if j < 0 {
 			break
 		}
