@@ -41,18 +41,19 @@ type Counter struct {
 	period int64 // nanoseconds
 	max    int
 	stride int // match times kept per key at most: retry-1
-	slab   int // stride when the times live in the slab, 0 when each entry has its own slice
+	slab   int // match times per entry in the slab: stride, or spillAt for a large retry
 
-	entries []counterEntry
-	times   []int64     // slab: the match times of entries[i] are times[i*slab : i*slab+n], ascending
-	over    []overTimes // no slab (a large retry): the match times of entries[i], grown as they come
-	keys    []byte      // arena of key bytes
-	dead    int         // arena bytes of removed keys
-	table   []uint64    // slots: hash<<32 | entry index+1, 0 when empty; len is a power of two
-	live    int
-	head    int32 // most recently matched; -1 when empty
-	tail    int32 // least recently matched
-	free    int32 // free list through counterEntry.next
+	entries  []counterEntry
+	times    []int64     // slab: the match times of entries[i] are times[i*slab : i*slab+n], ascending
+	over     []overTimes // a large retry: the times of the entries with more than slab of them (entryOver)
+	overFree []int32     // free slots of over
+	keys     []byte      // arena of key bytes
+	dead     int         // arena bytes of removed keys
+	table    []uint64    // slots: hash<<32 | entry index+1, 0 when empty; len is a power of two
+	live     int
+	head     int32 // most recently matched; -1 when empty
+	tail     int32 // least recently matched
+	free     int32 // free list through counterEntry.next
 
 	evictions uint64
 
@@ -82,9 +83,11 @@ const (
 	entryDirty  = 1 << iota // matches changed since takeDirty last handed the key over
 	entryStored             // the store has a record of the key's matches, or will once what was handed over is committed
 	entryListed             // scratch of compactDirty
+	entryOver               // the times are in over[times[i*slab]], not in the slab
 )
 
-// overTimes are the match times of a key of a counter without slab. When
+// overTimes are the match times of a key with more times than the slab
+// holds (a counter with a large retry: entryOver). When
 // the key has a record in the store, the record is appended to rather
 // than rewritten (a large retry means many times per key): fresh are the
 // times not handed over yet, stale how many times handed over are no
@@ -100,9 +103,16 @@ const minTable = 8
 
 // maxSlab is the largest retry-1 whose match times are preallocated in the
 // slab. A larger retry (a filter meant to count for a long time, or never
-// to trigger) would reserve memory for matches that mostly never come, so
-// each key's times grow with its matches instead.
-const maxSlab = 32
+// to trigger) would reserve memory for matches that mostly never come: the
+// slab holds spillAt times per key, and a key with more moves them to a
+// slice of its own (over), grown as they come. Under a flood of distinct
+// keys, most have one or two matches: they cost what they cost with a
+// small retry (measured with 1,000,000 keys of two matches: 145 bytes per
+// key when every key had its own slices, 75 with spillAt 2).
+const (
+	maxSlab = 32
+	spillAt = 2
+)
 
 // NewCounter returns a counter that triggers when a key has retry matches
 // no older than period, tracking at most maxKeys keys (≤ 0: unlimited).
@@ -111,8 +121,9 @@ func NewCounter(retry int, period time.Duration, maxKeys int) *Counter {
 	c := &Counter{retry: retry, period: int64(period), max: maxKeys, head: -1, tail: -1, free: -1}
 	if retry > 1 {
 		c.stride = retry - 1
-		if c.stride <= maxSlab {
-			c.slab = c.stride
+		c.slab = c.stride
+		if c.stride > maxSlab {
+			c.slab = spillAt
 		}
 		c.table = newTable(minTable)
 	}
@@ -151,8 +162,8 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 		copy(ts, ts[k:])
 		e.n -= int32(k)
 		ts = ts[:e.n]
-		if c.slab == 0 {
-			c.over[i].stale += int32(k) // as prune; inlined, Add is the hot path
+		if e.flags&entryOver != 0 {
+			c.over[c.times[int(i)*c.slab]].stale += int32(k) // as prune; inlined, Add is the hot path
 		}
 	}
 	if int(e.n)+1 >= c.retry {
@@ -178,8 +189,8 @@ func (c *Counter) prune(i int32, k int) []int64 {
 	ts := c.timesOf(i)
 	copy(ts, ts[k:])
 	c.entries[i].n -= int32(k)
-	if c.slab == 0 {
-		c.over[i].stale += int32(k)
+	if o := c.overOf(i); o != nil {
+		o.stale += int32(k)
 	}
 	return ts[:len(ts)-k]
 }
@@ -187,10 +198,10 @@ func (c *Counter) prune(i int32, k int) []int64 {
 // markDirty records a match of entry i at now for the next takeDirty.
 func (c *Counter) markDirty(i int32, now int64) {
 	e := &c.entries[i]
-	if c.slab == 0 {
+	if o := c.overOf(i); o != nil {
 		c.backlog++ // a time appended, or one more to rewrite
 		if e.flags&entryStored != 0 {
-			c.over[i].fresh = append(c.over[i].fresh, now)
+			o.fresh = append(o.fresh, now)
 		}
 	}
 	if e.flags&entryDirty != 0 {
@@ -242,19 +253,19 @@ func (c *Counter) takeDirty(now int64, f func(key string, rewrite bool, times []
 			ts = c.prune(i, k)
 		}
 		key := bytesString(c.keys[e.off : e.off+e.klen])
-		if c.slab > 0 || e.flags&entryStored == 0 || int(c.over[i].stale) > len(ts) {
+		o := c.overOf(i)
+		if o == nil || e.flags&entryStored == 0 || int(o.stale) > len(ts) {
 			f(key, true, ts)
 			if len(ts) > 0 {
 				e.flags |= entryStored
 			} else {
 				e.flags &^= entryStored
 			}
-			if c.slab == 0 {
-				c.over[i].fresh, c.over[i].stale = c.over[i].fresh[:0], 0
+			if o != nil {
+				o.fresh, o.stale = o.fresh[:0], 0
 			}
 			continue
 		}
-		o := &c.over[i]
 		fresh := slices.DeleteFunc(o.fresh, func(t int64) bool { return t < cut })
 		if len(fresh) > 0 {
 			slices.Sort(fresh)
@@ -470,11 +481,7 @@ func (c *Counter) alloc(key string, h uint32) int32 {
 	} else {
 		i = int32(len(c.entries))
 		c.entries = append(c.entries, counterEntry{})
-		if c.slab > 0 {
-			c.times = append(c.times, make([]int64, c.slab)...)
-		} else {
-			c.over = append(c.over, overTimes{})
-		}
+		c.times = append(c.times, make([]int64, c.slab)...)
 	}
 	c.entries[i] = counterEntry{off: uint32(len(c.keys)), klen: uint32(len(key)), prev: -1, next: -1}
 	c.keys = append(c.keys, key...)
@@ -530,14 +537,16 @@ func (c *Counter) remove(i int32) {
 	c.forgotStored = e.flags&entryStored != 0
 	if e.flags&entryDirty != 0 {
 		c.ndirty-- // its index stays listed, unmarked: see markDirty
-		if c.slab > 0 {
+		if e.flags&entryOver == 0 {
 			c.backlog -= c.slab + 1
 		} else {
-			c.backlog = max(0, c.backlog-int(e.n)-1) // about what its matches added
+			c.backlog = max(0, c.backlog-c.slab-int(e.n)-1) // about what its matches added
 		}
 	}
-	if c.slab == 0 {
-		c.over[i] = overTimes{}
+	if e.flags&entryOver != 0 {
+		x := c.times[int(i)*c.slab]
+		c.over[x] = overTimes{}
+		c.overFree = append(c.overFree, int32(x))
 	}
 	*e = counterEntry{prev: -1, next: c.free}
 	c.free = i
@@ -600,9 +609,7 @@ func (c *Counter) compact() {
 	c.table = newTable(size)
 	c.entries = make([]counterEntry, 0, old.live)
 	c.times = make([]int64, 0, old.live*c.slab)
-	if c.slab == 0 {
-		c.over = make([]overTimes, 0, old.live)
-	}
+	c.over, c.overFree = nil, nil
 	c.dirty = nil
 	c.keys = make([]byte, 0, len(old.keys)-old.dead)
 	c.dead, c.live = 0, 0
@@ -611,11 +618,14 @@ func (c *Counter) compact() {
 		e := old.entries[i]
 		key := bytesString(old.keys[e.off : e.off+e.klen])
 		j := c.alloc(key, hashKey(key))
-		c.setTimes(j, old.timesOf(i))
-		c.entries[j].flags = e.flags
-		if c.slab == 0 {
-			c.over[j].fresh, c.over[j].stale = old.over[i].fresh, old.over[i].stale
+		if o := old.overOf(i); o != nil {
+			c.spill(j)
+			*c.overOf(j) = *o
+			c.entries[j].n = e.n
+		} else {
+			c.setTimes(j, old.timesOf(i))
 		}
+		c.entries[j].flags = e.flags
 		if e.flags&entryDirty != 0 {
 			c.dirty = append(c.dirty, j)
 		}
@@ -625,35 +635,76 @@ func (c *Counter) compact() {
 
 // timesOf returns the match times of entry i, oldest first.
 func (c *Counter) timesOf(i int32) []int64 {
-	n := int(c.entries[i].n)
-	if c.slab > 0 {
-		b := int(i) * c.slab
-		return c.times[b : b+n : b+c.slab]
+	e := &c.entries[i]
+	b := int(i) * c.slab
+	if e.flags&entryOver != 0 {
+		return c.over[c.times[b]].ts[:e.n]
 	}
-	return c.over[i].ts[:n]
+	return c.times[b : b+int(e.n) : b+c.slab]
+}
+
+// overOf returns the times of entry i kept apart, or nil when they are in
+// the slab.
+func (c *Counter) overOf(i int32) *overTimes {
+	if c.entries[i].flags&entryOver == 0 {
+		return nil
+	}
+	return &c.over[c.times[int(i)*c.slab]]
+}
+
+// spill moves the times of entry i from the slab to a slot of over. If
+// the store has a record of the key, the next takeDirty rewrites it: the
+// times not handed over yet are not in fresh.
+func (c *Counter) spill(i int32) *overTimes {
+	var x int32
+	if n := len(c.overFree); n > 0 {
+		x, c.overFree = c.overFree[n-1], c.overFree[:n-1]
+	} else {
+		x = int32(len(c.over))
+		c.over = append(c.over, overTimes{})
+	}
+	e := &c.entries[i]
+	b := int(i) * c.slab
+	o := &c.over[x]
+	o.ts = append(make([]int64, 0, 2*c.slab), c.times[b:b+int(e.n)]...)
+	if e.flags&entryStored != 0 {
+		o.stale = 1 << 30
+	}
+	c.times[b] = int64(x)
+	e.flags |= entryOver
+	return o
 }
 
 // extend returns ts, the times of entry i, one longer (the new last
 // element is for the caller to set) and counts it in the entry. The entry
 // holds fewer than stride times.
 func (c *Counter) extend(i int32, ts []int64) []int64 {
-	if c.slab > 0 {
+	e := &c.entries[i]
+	if e.flags&entryOver == 0 && len(ts) < c.slab {
 		ts = ts[:len(ts)+1]
 	} else {
-		ts = append(ts, 0)
-		c.over[i].ts = ts
+		o := c.overOf(i)
+		if o == nil {
+			o = c.spill(i)
+		}
+		ts = append(o.ts[:e.n], 0)
+		o.ts = ts
 	}
-	c.entries[i].n++
+	e.n++
 	return ts
 }
 
 // setTimes replaces the match times of entry i with ts (ascending, at most
 // stride of them).
 func (c *Counter) setTimes(i int32, ts []int64) {
-	if c.slab > 0 {
-		copy(c.times[int(i)*c.slab:], ts)
+	o := c.overOf(i)
+	if o == nil && len(ts) > c.slab {
+		o = c.spill(i)
+	}
+	if o != nil {
+		*o = overTimes{ts: append(o.ts[:0], ts...)}
 	} else {
-		c.over[i] = overTimes{ts: append(c.over[i].ts[:0], ts...)}
+		copy(c.times[int(i)*c.slab:], ts)
 	}
 	c.entries[i].n = int32(len(ts))
 }

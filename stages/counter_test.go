@@ -307,33 +307,42 @@ func TestCounterLargeRetry(t *testing.T) {
 		t.Fatalf("restored times %v", got)
 	}
 	small := NewCounter(5, time.Hour, 0)
-	if small.slab != 4 || c.slab != 0 {
+	if small.slab != 4 || c.slab != spillAt {
 		t.Fatalf("slab %d for retry 5, %d for retry 100,000,000", small.slab, c.slab)
 	}
 }
 
-// TestCounterFloodMemory: a million distinct keys stay within a budget.
+// TestCounterFloodMemory: a million distinct keys stay within a budget,
+// with a small retry and with one never reached (the times of a key past
+// spillAt of them get a slice of their own: here, every eighth key has
+// three matches).
 func TestCounterFloodMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates a million keys")
 	}
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	c := NewCounter(3, time.Hour, 0)
-	var buf []byte
-	for i := range 1_000_000 {
-		buf = appendKey(buf[:0], []string{fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)})
-		c.Add(bytesString(buf), tStart)
+	for _, retry := range []int{3, 1_000_000_000} {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		c := NewCounter(retry, time.Hour, 0)
+		var buf []byte
+		for i := range 1_000_000 {
+			buf = appendKey(buf[:0], []string{fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)})
+			c.Add(bytesString(buf), tStart)
+			if retry > 3 && i%8 == 0 {
+				c.Add(bytesString(buf), tStart)
+				c.Add(bytesString(buf), tStart)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perKey := float64(after.HeapAlloc-before.HeapAlloc) / 1e6
+		t.Logf("1M keys (retry %d): %.0f bytes per key", retry, perKey)
+		if perKey > 100 {
+			t.Errorf("retry %d: %.0f bytes per key, want ≤ 100", retry, perKey)
+		}
+		runtime.KeepAlive(c)
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	perKey := float64(after.HeapAlloc-before.HeapAlloc) / 1e6
-	t.Logf("1M keys (retry 3): %.0f bytes per key", perKey)
-	if perKey > 100 {
-		t.Errorf("%.0f bytes per key, want ≤ 100", perKey)
-	}
-	runtime.KeepAlive(c)
 }
 
 // A key that keeps matching slowly never triggers; its persisted record
@@ -549,7 +558,13 @@ func TestCounterDirtyMarks(t *testing.T) {
 	c.Restore("r", []time.Time{tStart.Add(2 * time.Hour)}, tStart.Add(2*time.Hour))
 	c.Add("r", tStart.Add(2*time.Hour))
 	steps = append(steps, take(c, tStart.Add(2*time.Hour)))
-	if got, want := fmt.Sprint(steps), fmt.Sprint([]map[string]string{{"a": "rewrite 3"}, {"a": "append 2"}, {}, {"a": "rewrite 1", "r": "append 1"}}); got != want {
+	// A key whose times fit in the slab (spillAt) is rewritten; one that
+	// outgrows it while it has a record is rewritten once, then appended to.
+	c.Add("r", tStart.Add(2*time.Hour+time.Second))
+	steps = append(steps, take(c, tStart.Add(2*time.Hour)))
+	c.Add("r", tStart.Add(2*time.Hour+2*time.Second))
+	steps = append(steps, take(c, tStart.Add(2*time.Hour)))
+	if got, want := fmt.Sprint(steps), fmt.Sprint([]map[string]string{{"a": "rewrite 3"}, {"a": "append 2"}, {}, {"a": "rewrite 1", "r": "rewrite 2"}, {"r": "rewrite 3"}, {"r": "append 1"}}); got != want {
 		t.Fatalf("took %s, want %s", got, want)
 	}
 }
