@@ -18,7 +18,11 @@ type Batch struct {
 	Lines [][]byte  // each points into buf; capacity-limited, so appending to one never overwrites another
 	Time  time.Time // when the batch's first line was read
 
-	buf []byte
+	// buf holds the lines in order, line k at offs[k] (possibly with
+	// bytes between lines). A line's slice may point into an older array
+	// buf outgrew; the bytes at its offset in buf are the same.
+	buf  []byte
+	offs []int32
 }
 
 // Sizes of pooled batches. A batch that grew past maxPooledBuf (a burst of
@@ -33,6 +37,7 @@ const (
 var batchPool = sync.Pool{New: func() any {
 	return &Batch{
 		Lines: make([][]byte, 0, graph.DefaultBatchSize),
+		offs:  make([]int32, 0, graph.DefaultBatchSize),
 		buf:   make([]byte, 0, initialBatchBuf),
 	}
 }}
@@ -50,6 +55,7 @@ func (b *Batch) Release() {
 		b.buf = make([]byte, 0, initialBatchBuf)
 	}
 	b.Lines = b.Lines[:0]
+	b.offs = b.offs[:0]
 	b.buf = b.buf[:0]
 	b.Time = time.Time{}
 	batchPool.Put(b)
@@ -61,6 +67,7 @@ func (b *Batch) Append(line []byte) {
 	start := len(b.buf)
 	b.buf = append(b.buf, line...)
 	b.Lines = append(b.Lines, b.buf[start:len(b.buf):len(b.buf)])
+	b.offs = append(b.offs, int32(start))
 }
 
 // Bytes is the number of line bytes the batch holds.

@@ -355,7 +355,7 @@ func (e *Engine) match(ctx context.Context, st *streamRT, in <-chan *Batch) erro
 	}
 	counts := make([][3]uint64, len(st.filters)) // matched, ignored, nomatch
 	var cands []int
-	var masks []uint64
+	var masks, found []uint64
 	var scratch []byte
 	for {
 		var b *Batch
@@ -369,8 +369,9 @@ func (e *Engine) match(ctx context.Context, st *streamRT, in <-chan *Batch) erro
 			return nil
 		}
 		var passed uint64
-		for _, line := range b.Lines {
-			cands, masks = pf.CandidateRegexes(line, cands[:0], masks[:0])
+		found = pf.scanBatch(b, found)
+		for k, line := range b.Lines {
+			cands, masks = pf.candidatesFound(line, found[k], cands[:0], masks[:0], true)
 			if len(cands) > 0 {
 				passed++
 			}

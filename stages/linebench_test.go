@@ -259,3 +259,46 @@ streams:
 		})
 	}
 }
+
+// BenchmarkPrefilterBatch runs the sshd prefilter over batches of the
+// sshd corpus as the matcher does: each literal searched through the whole
+// batch at once ("batch"), or line by line ("lines"). One op is one line.
+func BenchmarkPrefilterBatch(b *testing.B) {
+	lines := sshdCorpus(128 * 100)
+	var batches []*Batch
+	for i, l := range lines {
+		if i%graph.DefaultBatchSize == 0 {
+			batches = append(batches, GetBatch())
+		}
+		batches[len(batches)-1].Append(l)
+	}
+	for _, n := range []int{4, 100} {
+		p := NewPrefilter(nFilters(n))
+		var cands []int
+		var masks, found []uint64
+		b.Run(fmt.Sprintf("filters=%d/batch", n), func(b *testing.B) {
+			passed, i := 0, 0
+			for b.Loop() {
+				bt := batches[i%len(batches)]
+				found = p.scanBatch(bt, found)
+				for k, line := range bt.Lines {
+					cands, masks = p.candidatesFound(line, found[k], cands[:0], masks[:0], true)
+					passed += len(cands)
+				}
+				i++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*graph.DefaultBatchSize), "ns/line")
+		})
+		b.Run(fmt.Sprintf("filters=%d/lines", n), func(b *testing.B) {
+			passed, i := 0, 0
+			for b.Loop() {
+				for _, line := range batches[i%len(batches)].Lines {
+					cands, masks = p.CandidateRegexes(line, cands[:0], masks[:0])
+					passed += len(cands)
+				}
+				i++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*graph.DefaultBatchSize), "ns/line")
+		})
+	}
+}

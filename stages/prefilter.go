@@ -38,6 +38,27 @@ type Prefilter struct {
 	// all of them when there are few, else those too short for skip.
 	loop []int32
 	skip *skipScanner // nil when every literal is in loop
+
+	// wide lists the literals of loop searched through a whole batch at
+	// once (bit j of a scanBatch result: wide[j]), grouped by the rare
+	// byte their Finder looks for; narrow the others, searched line by
+	// line.
+	wide, narrow []int32
+	groups       []rareGroup
+	lineFree     bool // no filter passes a line without a wide literal
+}
+
+// rareGroup is the wide literals whose Finders look for the same byte:
+// one search of a batch for that byte serves them all.
+type rareGroup struct {
+	rare    byte
+	members []rareMember
+}
+
+type rareMember struct {
+	bit uint64 // 1 << its index in wide
+	off int    // offset of the rare byte in lit
+	lit []byte
 }
 
 // Above this many distinct literals, a bytes.Contains per literal costs
@@ -108,8 +129,28 @@ func NewPrefilter(p *graph.Prefilter) *Prefilter {
 	if len(long) > 0 {
 		pf.skip = newSkipScanner(pf.lits, long)
 	}
+	for _, i := range pf.loop {
+		if len(pf.lits[i]) < minWide || len(pf.wide) == 64 {
+			pf.narrow = append(pf.narrow, i)
+			continue
+		}
+		rare, off := pf.finders[i].Rare()
+		g := slices.IndexFunc(pf.groups, func(g rareGroup) bool { return g.rare == rare })
+		if g < 0 {
+			g = len(pf.groups)
+			pf.groups = append(pf.groups, rareGroup{rare: rare})
+		}
+		pf.groups[g].members = append(pf.groups[g].members, rareMember{bit: 1 << len(pf.wide), off: off, lit: pf.lits[i]})
+		pf.wide = append(pf.wide, i)
+	}
+	pf.lineFree = len(pf.narrow) == 0 && pf.skip == nil && !slices.ContainsFunc(pf.always, func(w uint64) bool { return w != 0 })
 	return pf
 }
+
+// minWide is the shortest literal searched through a whole batch: a
+// shorter one is likely to occur in most lines, and then costs a search
+// per occurrence rather than one per line.
+const minWide = 4
 
 // Candidates appends to dst the indices (into the graph.Prefilter's
 // Filters) of the filters that may match line, in increasing order. It
@@ -127,8 +168,103 @@ func (p *Prefilter) CandidateRegexes(line []byte, dst []int, masks []uint64) ([]
 }
 
 func (p *Prefilter) candidates(line []byte, dst []int, masks []uint64, withMasks bool) ([]int, []uint64) {
+	return p.candidatesFound(line, p.findWide(line), dst, masks, withMasks)
+}
+
+// findWide returns the set of wide literals that occur in line (bit j:
+// wide[j]).
+func (p *Prefilter) findWide(line []byte) uint64 {
+	var found uint64
+	for j, i := range p.wide {
+		if p.finders[i].Index(line) >= 0 {
+			found |= 1 << j
+		}
+	}
+	return found
+}
+
+// scanBatch appends to found, for each line of b, the set of wide
+// literals that occur in it, as findWide does line by line. It searches
+// each literal through the batch's whole buffer at once: the rare bytes
+// of filter literals are so rare that one long vectorised search costs
+// far less than one per line, and lines without any (most) cost nothing.
+func (p *Prefilter) scanBatch(b *Batch, found []uint64) []uint64 {
+	n := len(b.Lines)
+	found = slices.Grow(found[:0], n)[:n]
+	clear(found)
+	if len(p.wide) == 0 {
+		return found
+	}
+	if len(b.offs) != n {
+		for k, line := range b.Lines {
+			found[k] = p.findWide(line)
+		}
+		return found
+	}
+	buf, offs := b.buf, b.offs
+	for _, g := range p.groups {
+		hits, k := 0, 0
+		for pos := 0; pos < len(buf); {
+			h := bytes.IndexByte(buf[pos:], g.rare)
+			if h < 0 {
+				break
+			}
+			h += pos
+			pos = h + 1
+			if hits++; hits > 64+pos/8 {
+				// Not rare in these lines (they may be written to be
+				// so): search them one by one, where the Finders fall
+				// back to bytes.Index.
+				p.scanLines(b, g, found)
+				break
+			}
+			for _, m := range g.members {
+				start := h - m.off
+				if start < 0 || start+len(m.lit) > len(buf) || string(buf[start:start+len(m.lit)]) != string(m.lit) {
+					continue
+				}
+				// The line the occurrence starts in (occurrences come in
+				// order, give or take the offsets of the rare byte), if
+				// it ends there.
+				for k+1 < n && int(offs[k+1]) <= start {
+					k++
+				}
+				for k > 0 && int(offs[k]) > start {
+					k--
+				}
+				if int(offs[k]) <= start && start+len(m.lit) <= int(offs[k])+len(b.Lines[k]) {
+					found[k] |= m.bit
+				}
+			}
+		}
+	}
+	return found
+}
+
+// scanLines is scanBatch for group g, line by line.
+func (p *Prefilter) scanLines(b *Batch, g rareGroup, found []uint64) {
+	for _, m := range g.members {
+		f := rx.NewFinder(m.lit) // rare: no need to keep one per literal
+		for k, line := range b.Lines {
+			if f.Index(line) >= 0 {
+				found[k] |= m.bit
+			}
+		}
+	}
+}
+
+// candidatesFound is candidates for a line whose wide literals found are
+// known (from findWide or scanBatch).
+func (p *Prefilter) candidatesFound(line []byte, found uint64, dst []int, masks []uint64, withMasks bool) ([]int, []uint64) {
+	if found == 0 && p.lineFree {
+		return dst, masks
+	}
 	seen := p.seen
-	for _, i := range p.loop {
+	for found != 0 {
+		p.pass(p.wide[bits.TrailingZeros64(found)])
+		found &= found - 1
+	}
+	for _, i := range p.narrow {
 		fs := p.litFilters[i]
 		if len(fs) == 1 && seen[fs[0]/64]&(1<<(fs[0]%64)) != 0 && p.masks[fs[0]]&p.litRegexes[i][0] == p.litRegexes[i][0] {
 			continue // nothing to learn: its only filter passed, with these regexes

@@ -2,11 +2,13 @@ package stages
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"reaction/compile"
@@ -254,5 +256,75 @@ streams:
 		if matched < 500 {
 			t.Fatalf("only %d matches: the corpus does not exercise the filters", matched)
 		}
+	}
+}
+
+// TestScanBatchAgreesWithLines: searching a batch's whole buffer finds, for
+// every line, exactly the literals a search of the line alone finds: none
+// across two lines, none in the bytes a cut line or a "\r" left between
+// lines, and the same after the buffer grew. Batches come from ReadLines,
+// as in the daemon, and from Append.
+func TestScanBatchAgreesWithLines(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	alphabet := []string{"ab", "c", ";", "\r", "b", "a;c", "xyz"}
+	word := func(n int) string {
+		var b []byte
+		for range n {
+			b = append(b, alphabet[rng.IntN(len(alphabet))]...)
+		}
+		return string(b)
+	}
+	checked := 0
+	for round := 0; round < 200; round++ {
+		g := &graph.Prefilter{Stream: "s"}
+		for f := range 1 + rng.IntN(12) {
+			fl := graph.FilterLiterals{Filter: fmt.Sprint("f", f)}
+			for n := 1 + rng.IntN(3); n > 0; n-- {
+				fl.AnyOf = append(fl.AnyOf, word(1+rng.IntN(4)))
+			}
+			g.Filters = append(g.Filters, fl)
+		}
+		p := NewPrefilter(g)
+		var in strings.Builder
+		for range 1 + rng.IntN(300) {
+			in.WriteString(word(rng.IntN(40)))
+			in.WriteString([]string{"\n", "\r\n", "\n\n"}[rng.IntN(3)])
+		}
+		s, _ := testSource(t, graph.Source{MaxLine: 20 + rng.IntN(60), BatchSize: 1 + rng.IntN(200)}, nil)
+		out := make(chan *Batch, 1<<12)
+		if err := s.ReadLines(context.Background(), strings.NewReader(in.String()), out); err != nil {
+			t.Fatal(err)
+		}
+		close(out)
+		var batches []*Batch
+		for b := range out {
+			batches = append(batches, b)
+		}
+		appended := GetBatch()
+		for _, b := range batches {
+			for _, l := range b.Lines {
+				appended.Append(l)
+			}
+		}
+		batches = append(batches, appended)
+		var found []uint64
+		for _, b := range batches {
+			if len(b.offs) != len(b.Lines) {
+				t.Fatalf("batch of %d lines has %d offsets", len(b.Lines), len(b.offs))
+			}
+			found = p.scanBatch(b, found)
+			for k, l := range b.Lines {
+				if want := p.findWide(l); found[k] != want {
+					t.Fatalf("line %q of a batch: scanBatch found %b, the line alone %b (wide literals %q)", l, found[k], want, p.wide)
+				}
+				if found[k] != 0 {
+					checked++
+				}
+			}
+			b.Release()
+		}
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d lines held a literal: the test proves little", checked)
 	}
 }

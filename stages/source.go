@@ -273,6 +273,7 @@ func (s *Source) ReadLines(ctx context.Context, r io.Reader, out chan<- *Batch) 
 		}
 		b.buf = b.buf[:start+len(line)]
 		b.Lines = append(b.Lines, line[:len(line):len(line)])
+		b.offs = append(b.offs, int32(start))
 		inLine = false
 		if len(b.Lines) >= batchSize || len(b.buf) >= maxBatchBytes {
 			return send()

@@ -35,6 +35,9 @@ func NewFinder(lit []byte) Finder {
 // Literal returns the literal f finds.
 func (f *Finder) Literal() []byte { return f.lit }
 
+// Rare returns the byte f looks for, and its offset in the literal.
+func (f *Finder) Rare() (c byte, off int) { return f.rare, f.off }
+
 // Index returns the index of the first occurrence of the literal in s, or
 // -1. It is bytes.Index(s, literal).
 func (f *Finder) Index(s []byte) int {
