@@ -1,5 +1,7 @@
 package graph
 
+import "unsafe"
+
 // Match applies the filter's regexes to a line, in order; the first regex
 // that matches decides. It returns matched=false when none matches. When
 // one matches but a captured value is invalid or ignored, it returns
@@ -23,6 +25,18 @@ const AllRegexes = ^uint64(0)
 // (regex i is bit i; regexes from the 64th on are always tried). The
 // prefilter knows which regexes' literals a line lacks: those cannot match.
 func (x *Extract) MatchSome(line []byte, mask uint64) (values []string, which int, matched bool, reason Reason) {
+	return x.match(line, mask, nil, false)
+}
+
+// MatchInto is MatchSome for the hot path: it reuses values (appending to
+// values[:0]) and the values it returns may share line's bytes, so they
+// are valid only until line changes. A caller that keeps them must copy
+// them first.
+func (x *Extract) MatchInto(line []byte, mask uint64, values []string) ([]string, int, bool, Reason) {
+	return x.match(line, mask, values, true)
+}
+
+func (x *Extract) match(line []byte, mask uint64, into []string, alias bool) (values []string, which int, matched bool, reason Reason) {
 	var buf [16]int
 	for i, r := range x.Regexes {
 		if i < 64 && mask&(1<<i) == 0 {
@@ -43,13 +57,26 @@ func (x *Extract) MatchSome(line []byte, mask uint64) (values []string, which in
 		if loc == nil {
 			continue
 		}
-		values = make([]string, len(x.Patterns))
+		if alias {
+			values = into[:0]
+			for range x.Patterns {
+				values = append(values, "")
+			}
+		} else {
+			values = make([]string, len(x.Patterns))
+		}
 		for _, c := range r.Captures {
 			start, end := loc[2*c.Group], loc[2*c.Group+1]
 			if start < 0 {
 				return nil, i, true, Reason("<" + x.Patterns[c.Pattern].Name + "> captured nothing")
 			}
-			v, why := x.Patterns[c.Pattern].Check(string(line[start:end]))
+			var raw string
+			if alias && end > start {
+				raw = unsafe.String(&line[start], end-start)
+			} else {
+				raw = string(line[start:end])
+			}
+			v, why := x.Patterns[c.Pattern].Check(raw)
 			if why != ReasonOK {
 				return nil, i, true, why
 			}

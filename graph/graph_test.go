@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"reaction/graph/rx"
 )
 
 // testGraph builds by hand what compile would build for two streams:
@@ -177,7 +179,8 @@ func testRegex(t testing.TB, source string, patterns []*Pattern) *Regex {
 		caps[k].Group = re.SubexpIndex("g" + strconv.Itoa(k))
 	}
 	expanded := regexp.MustCompile(`\(\?P<g[0-9]+>`).ReplaceAllString(named.String(), "(")
-	return &Regex{Source: source, Expanded: expanded, Re: regexp.MustCompile(expanded), Captures: caps}
+	compiled := regexp.MustCompile(expanded)
+	return &Regex{Source: source, Expanded: expanded, Re: compiled, Prog: rx.Compile(compiled), Captures: caps}
 }
 
 // args builds an unbound command; bindArgs turns its <name> into pattern parts.
@@ -591,12 +594,25 @@ func TestExtractMatch(t *testing.T) {
 		{"reboot", nil, 4, true, ""},
 		{"nothing here", nil, -1, false, ""},
 	}
+	var into []string
 	for _, tt := range tests {
 		values, which, matched, reason := x.Match([]byte(tt.line))
 		if !slices.Equal(values, tt.values) || which != tt.which || matched != tt.matched || reason != tt.reason {
 			t.Errorf("Match(%q) = %q, %d, %v, %q; want %q, %d, %v, %q",
 				tt.line, values, which, matched, reason, tt.values, tt.which, tt.matched, tt.reason)
 		}
+		// MatchInto decides the same, in a reused slice.
+		line := []byte(tt.line)
+		into, which, matched, reason = x.MatchInto(line, AllRegexes, into)
+		if !slices.Equal(into, tt.values) || which != tt.which || matched != tt.matched || reason != tt.reason {
+			t.Errorf("MatchInto(%q) = %q, %d, %v, %q; want %q, %d, %v, %q",
+				tt.line, into, which, matched, reason, tt.values, tt.which, tt.matched, tt.reason)
+		}
+	}
+	// The hot path: a canonical address allocates nothing.
+	line := []byte("login 192.0.2.1 as bob")
+	if n := testing.AllocsPerRun(100, func() { into, _, _, _ = x.MatchInto(line, AllRegexes, into) }); n != 0 {
+		t.Errorf("MatchInto allocates %v times per line", n)
 	}
 }
 

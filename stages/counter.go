@@ -769,8 +769,7 @@ func shardOf(shardKey []byte, shards int) int { return int(xxhash.Sum64(shardKey
 // match is one counted match travelling from a matcher to a shard.
 type match struct {
 	filter   int32
-	off, end int32 // the encoded key in matchBatch.keys
-	values   []string
+	off, end int32 // the encoded key in matchBatch.keys (values: decodeKey)
 	t        time.Time
 }
 
@@ -937,11 +936,13 @@ func (s *shard) count(b *matchBatch, fired []trigger) []trigger {
 		switch {
 		case c.Add(bytesString(b.keys[m.off:m.end]), m.t):
 			st.triggers.Add(1)
+			f := s.filters[m.filter]
+			values := decodeKey(string(b.keys[m.off:m.end]), len(f.patterns))
 			if journal && c.stride > 0 && c.forgotStored {
-				s.changes = append(s.changes, Change{Op: OpClear, Filter: s.filters[m.filter].ref, Key: m.values})
+				s.changes = append(s.changes, Change{Op: OpClear, Filter: f.ref, Key: values})
 				s.touched = true
 			}
-			fired = append(fired, trigger{filter: int(m.filter), values: m.values, t: m.t})
+			fired = append(fired, trigger{filter: int(m.filter), values: values, t: m.t})
 		case c.track:
 			s.touched = true // the key is dirty
 		}

@@ -360,7 +360,7 @@ func TestShardBoundsPersistedMatches(t *testing.T) {
 	for i := range 10 {
 		b := getMatchBatch()
 		b.keys = append(b.keys, key...)
-		b.items = append(b.items, match{filter: 0, end: int32(len(key)), values: values, t: tStart.Add(time.Duration(i) * 50 * time.Minute)})
+		b.items = append(b.items, match{filter: 0, end: int32(len(key)), t: tStart.Add(time.Duration(i) * 50 * time.Minute)})
 		if fired := sh.count(b, nil); len(fired) != 0 {
 			t.Fatalf("match %d triggered", i)
 		}
@@ -390,7 +390,7 @@ func countBatch(sh *shard, ms ...tMatch) []trigger {
 	for _, m := range ms {
 		off := len(b.keys)
 		b.keys = appendKey(b.keys, m.values)
-		b.items = append(b.items, match{filter: 0, off: int32(off), end: int32(len(b.keys)), values: m.values, t: m.t})
+		b.items = append(b.items, match{filter: 0, off: int32(off), end: int32(len(b.keys)), t: m.t})
 	}
 	fired := sh.count(b, nil)
 	b.release()

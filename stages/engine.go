@@ -357,6 +357,7 @@ func (e *Engine) match(ctx context.Context, st *streamRT, in <-chan *Batch) erro
 	var cands []int
 	var masks, found []uint64
 	var scratch []byte
+	var values []string
 	for {
 		var b *Batch
 		var ok bool
@@ -377,7 +378,11 @@ func (e *Engine) match(ctx context.Context, st *streamRT, in <-chan *Batch) erro
 			}
 			for k, ci := range cands {
 				f := st.filters[ci]
-				values, _, matched, reason := f.extract.MatchSome(line, masks[k])
+				var matched bool
+				var reason graph.Reason
+				// The values may share the line's bytes: they are copied
+				// into the key below, and the shard decodes them from it.
+				values, _, matched, reason = f.extract.MatchInto(line, masks[k], values)
 				switch {
 				case !matched:
 					counts[ci][2]++
@@ -397,7 +402,7 @@ func (e *Engine) match(ctx context.Context, st *streamRT, in <-chan *Batch) erro
 				}
 				off := len(mb.keys)
 				mb.keys = append(mb.keys, scratch[4:]...)
-				mb.items = append(mb.items, match{filter: int32(f.index), off: int32(off), end: int32(len(mb.keys)), values: values, t: b.Time})
+				mb.items = append(mb.items, match{filter: int32(f.index), off: int32(off), end: int32(len(mb.keys)), t: b.Time})
 				if len(mb.items) >= matchBatchSize {
 					if err := send(i); err != nil {
 						b.Release()

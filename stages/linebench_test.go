@@ -247,8 +247,11 @@ streams:
 	}{{"rx", x}, {"stdlib", &stdlib}} {
 		b.Run(bc.name, func(b *testing.B) {
 			matched, i := 0, 0
+			var values []string
+			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, ok, _ := bc.x.MatchSome(lines[i%len(lines)], masks[i%len(lines)]); ok {
+				var ok bool
+				if values, _, ok, _ = bc.x.MatchInto(lines[i%len(lines)], masks[i%len(lines)], values); ok {
 					matched++
 				}
 				i++
