@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -639,4 +640,43 @@ func TestExtractMatchTestGraph(t *testing.T) {
 			}
 		}
 	}
+}
+
+// canonicalIPv4 takes exactly the strings netip parses as IPv4 and
+// writes back unchanged; everything else goes the slow way.
+func TestCanonicalIPv4(t *testing.T) {
+	check := func(raw string) {
+		addr, got := canonicalIPv4(raw)
+		want, err := netip.ParseAddr(raw)
+		isCanon := err == nil && want.Is4() && want.String() == raw
+		switch {
+		case addr.IsValid() != isCanon:
+			t.Fatalf("canonicalIPv4(%q) valid=%v, netip says canonical IPv4=%v", raw, addr.IsValid(), isCanon)
+		case isCanon && (addr != want || got != raw):
+			t.Fatalf("canonicalIPv4(%q) = %v %q, want %v", raw, addr, got, want)
+		}
+	}
+	for _, raw := range []string{"1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3", "1.2.3.4.5",
+		"1..3.4", ".1.2.3", "1.2.3.", "", "1.2.3.4 ", "::ffff:1.2.3.4", "1.2.3.0400", "10.0.0.10", "100.200.250.255"} {
+		check(raw)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		var b []byte
+		for range r.IntN(16) {
+			b = append(b, "0123456789.....x"[r.IntN(16)])
+		}
+		check(string(b))
+	}
+}
+
+func FuzzCanonicalIPv4(f *testing.F) {
+	f.Add("192.0.2.1")
+	f.Fuzz(func(t *testing.T, raw string) {
+		addr, _ := canonicalIPv4(raw)
+		want, err := netip.ParseAddr(raw)
+		if isCanon := err == nil && want.Is4() && want.String() == raw; addr.IsValid() != isCanon || isCanon && addr != want {
+			t.Fatalf("canonicalIPv4(%q) = %v, netip: %v %v", raw, addr, want, err)
+		}
+	})
 }

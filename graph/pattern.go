@@ -155,20 +155,25 @@ func (p *Pattern) Check(raw string) (string, Reason) {
 	}
 	// The hot path of every match: parse once, and keep raw when it is
 	// already the canonical form (nearly always), allocating nothing.
-	addr, err := p.addr(raw)
-	if err != nil {
-		return "", Reason("invalid " + string(p.Type) + " value for <" + p.Name + ">")
+	addr, plain := canonicalIPv4(raw)
+	if !addr.IsValid() || p.Type == TypeIPv6 {
+		var err error
+		if addr, err = p.addr(raw); err != nil {
+			return "", Reason("invalid " + string(p.Type) + " value for <" + p.Name + ">")
+		}
+		plain = canonical(addr, raw)
 	}
-	plain := canonical(addr, raw)
 	v := plain
 	if pfx, ok := p.mask(addr); ok {
 		v = pfx.String()
 	}
-	if _, ok := p.ignore[v]; ok {
-		return "", Reason("ignored by patterns." + p.Name + ".ignore: " + v)
-	}
-	if _, ok := p.ignore[plain]; ok {
-		return "", Reason("ignored by patterns." + p.Name + ".ignore: " + plain)
+	if len(p.ignore) > 0 {
+		if _, ok := p.ignore[v]; ok {
+			return "", Reason("ignored by patterns." + p.Name + ".ignore: " + v)
+		}
+		if _, ok := p.ignore[plain]; ok && plain != v {
+			return "", Reason("ignored by patterns." + p.Name + ".ignore: " + plain)
+		}
 	}
 	for _, c := range p.IgnoreCIDR {
 		if c.Contains(addr) {
@@ -181,6 +186,38 @@ func (p *Pattern) Check(raw string) (string, Reason) {
 		}
 	}
 	return v, ReasonOK
+}
+
+// canonicalIPv4 parses raw when it is an IPv4 address written the way
+// netip.Addr.String writes it (four decimal fields of 0 to 255, no leading
+// zeros), and returns the address and raw. For anything else it returns
+// the zero Addr: netip.ParseAddr must decide.
+func canonicalIPv4(raw string) (netip.Addr, string) {
+	var a [4]byte
+	field, digits, v := 0, 0, 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case '0' <= c && c <= '9':
+			if digits == 1 && v == 0 {
+				return netip.Addr{}, "" // a leading zero
+			}
+			v = v*10 + int(c-'0')
+			if digits++; v > 255 {
+				return netip.Addr{}, ""
+			}
+		case c == '.' && digits > 0 && field < 3:
+			a[field] = byte(v)
+			field, digits, v = field+1, 0, 0
+		default:
+			return netip.Addr{}, ""
+		}
+	}
+	if field != 3 || digits == 0 {
+		return netip.Addr{}, ""
+	}
+	a[3] = byte(v)
+	return netip.AddrFrom4(a), raw
 }
 
 // canonical returns addr.String(), which is raw itself when raw is
