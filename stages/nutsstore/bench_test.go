@@ -292,3 +292,84 @@ func memNow() (heap, rss int64) {
 	}
 	return int64(m.HeapAlloc), rss
 }
+
+// BenchmarkFlood1M commits what the journal commits under a flood of
+// 2,000,000 matches of 1,000,000 distinct keys with a retry never reached
+// (reaction bench --daemon --attackers 1000000 --attack-fraction 1): ticks
+// of 20,000 matches, each key of a tick rewritten whole (OpClear, then all
+// its times so far). It reports the bytes written to the database per key
+// (before compaction), the peak of the live heap sampled every
+// millisecond, and the CPU time per run.
+func BenchmarkFlood1M(b *testing.B) {
+	const keys, matches, tick = 1_000_000, 2_000_000, 20_000
+	names := make([]string, keys)
+	for i := range names {
+		names[i] = benchIP(i)
+	}
+	rnd := uint64(1)
+	seq := make([]int32, matches)
+	for i := range seq {
+		rnd = rnd*6364136223846793005 + 1442695040888963407
+		seq[i] = int32(rnd>>33) % keys
+	}
+	var written, peak, cpuMs float64
+	for b.Loop() {
+		b.StopTimer()
+		dir := b.TempDir()
+		s := openT(b, dir, Options{})
+		runtime.GC()
+		stop := make(chan struct{})
+		peakc := make(chan uint64)
+		go func() {
+			var m runtime.MemStats
+			var top uint64
+			t := time.NewTicker(time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					peakc <- top
+					return
+				case <-t.C:
+					runtime.ReadMemStats(&m)
+					top = max(top, m.HeapAlloc)
+				}
+			}
+		}()
+		cpu := cpuTime()
+		b.StartTimer()
+		count := make([]uint8, keys)
+		seen := make([]int32, keys)
+		var batch []stages.Change
+		for start := 0; start < matches; start += tick {
+			batch = batch[:0]
+			for i, k := range seq[start : start+tick] {
+				count[k]++
+				seen[k] = int32(start + i + 1)
+			}
+			for i, k := range seq[start : start+tick] {
+				if seen[k] != int32(start+i+1) {
+					continue // a later match of the tick hands the key over
+				}
+				batch = append(batch, clearKey(sshd, names[k]))
+				for n := range count[k] {
+					batch = append(batch, match(sshd, time.Duration(start+i-int(n))*time.Millisecond, names[k]))
+				}
+			}
+			commitT(b, s, batch...)
+		}
+		b.StopTimer()
+		cpuMs += float64((cpuTime() - cpu).Milliseconds())
+		close(stop)
+		peak = max(peak, float64(<-peakc))
+		u, _ := dirUsage(dir)
+		written = float64(u.apparent)
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(written/keys, "written-B/key")
+	b.ReportMetric(peak/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(cpuMs/float64(b.N), "cpu-ms/op")
+}

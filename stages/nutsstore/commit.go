@@ -82,6 +82,7 @@ type committer struct {
 	rec    *logRecord
 	groups map[groupRef]*group // read (or created) by this commit
 	filter map[uint32]bool     // filters whose record is to write
+	read   int                 // bytes of the group records read
 	buf    []byte
 }
 
@@ -128,14 +129,16 @@ func (c *committer) commit(p *plan) error {
 		}
 	}
 	for _, pl := range place {
-		w.add(pl.g, logOp{c.rec, ops[pl.start:pl.end:pl.end]})
+		w.add(pl.g, logOp{c.rec, uint32(pl.start), uint32(pl.end)})
 	}
+	c.rec.ops = ops
 	c.rec.size = len(ops) + 2
 	w.bytes += c.rec.size
 
 	// A large batch is folded at once: its record would take much of the
 	// log, or not fit in a segment.
-	if int64(len(ops)) > min(int64(c.s.opts.logBytes), c.s.opts.SegmentSize)/4 {
+	budget := c.s.logBudget()
+	if int64(len(ops)) > min(int64(budget), c.s.opts.SegmentSize)/4 {
 		for _, g := range c.rec.groups {
 			if w.dirty[g.id][g.group] != nil {
 				if err := c.fold(g); err != nil {
@@ -146,12 +149,12 @@ func (c *committer) commit(p *plan) error {
 	}
 
 	// Folds: the groups of the oldest records while the log is over its
-	// budget, at most as many groups as this batch has keys, and a few.
-	budget := c.s.opts.logBytes
-	for limit := p.keys + minFolds; w.bytes > budget && limit > 0 && len(w.records) > 0; {
+	// budget, at most as many groups as this batch has keys, and a few,
+	// and at most maxFoldBytes of them.
+	for limit := p.keys + minFolds; w.bytes > budget && limit > 0 && c.read < maxFoldBytes && len(w.records) > 0; {
 		head := w.records[0]
 		for _, g := range head.groups {
-			if limit == 0 {
+			if limit == 0 || c.read >= maxFoldBytes {
 				break
 			}
 			if w.waits(g, head) {
@@ -212,6 +215,28 @@ func (c *committer) commit(p *plan) error {
 // minFolds is how many groups a commit may fold besides one per key it
 // changes, so that the log shrinks even under commits of one change.
 const minFolds = 16
+
+// maxFoldBytes bounds the bytes of group records that one commit reads to
+// fold them, and as much again to split groups: what it reads is held
+// decoded until the transaction is written. Under a flood of a million
+// new keys (BenchmarkFlood1M) the log still stays near its budget.
+const maxFoldBytes = 1 << 20
+
+// logBudget is the size of the log past which commits fold: the log's
+// budget (Options), or half the size of the groups when that is more, so
+// that a group is rewritten about once for each half of the data's size
+// that the log took, whatever the number of keys (a fixed budget means
+// that a large state is rewritten whole every few commits of a flood).
+func (s *Store) logBudget() int {
+	if s.opts.logBytes != defaultLogBytes {
+		return s.opts.logBytes // a test's
+	}
+	var data uint64
+	for _, f := range s.table.byID {
+		data += f.bytes
+	}
+	return max(s.opts.logBytes, int(min(data/2, 1<<30)))
+}
 
 func compareGroupRefs(a, b groupRef) int {
 	if c := cmp.Compare(a.id, b.id); c != 0 {
@@ -277,6 +302,7 @@ func (c *committer) get(g groupRef) (*group, error) {
 		return nil, err
 	}
 	gr.existed = true
+	c.read += len(v)
 	if err := decodeGroup(gr, v); err != nil {
 		// Load skips it too: it is rewritten with what the log says.
 		c.s.log.Warn("state: a group record not understood is overwritten", "record", fmt.Sprintf("%q", key), "error", err)
@@ -294,7 +320,7 @@ func (c *committer) fold(g groupRef) error {
 	f := c.s.table.byID[g.id]
 	var k keyPlan
 	for _, op := range c.s.wal.take(g) {
-		r := reader{b: op.enc}
+		r := reader{b: op.enc()}
 		decodeOp(&r, &k)
 		if r.err != nil {
 			return fmt.Errorf("log record %d: %w", op.rec.seq, r.err)
@@ -308,10 +334,16 @@ func (c *committer) fold(g groupRef) error {
 
 // splits splits groups of the filters whose counts changed while they hold
 // more than their share.
+//
+// A commit splits groups worth at most maxFoldBytes: under a flood of new
+// keys, groups grow past their share for a while rather than have one
+// commit split (read, decode, rewrite) thousands of them; the commits that
+// follow catch up.
 func (c *committer) splits() error {
+	limit := c.read + maxFoldBytes
 	for _, id := range slices.Sorted(maps.Keys(c.filter)) {
 		f := c.s.table.byID[id]
-		for f.bytes > uint64(c.s.opts.groupBytes)*f.groups() && f.level < maxLevel {
+		for f.bytes > uint64(c.s.opts.groupBytes)*f.groups() && f.level < maxLevel && c.read < limit {
 			if err := c.split(f); err != nil {
 				return err
 			}

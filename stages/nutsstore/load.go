@@ -209,7 +209,7 @@ func (l *loader) ops(d *dirtyGroup) map[string][]keyPlan {
 	ops := make(map[string][]keyPlan, len(d.ops))
 	for _, op := range d.ops {
 		var k keyPlan
-		r := reader{b: op.enc}
+		r := reader{b: op.enc()}
 		decodeOp(&r, &k)
 		if r.err != nil {
 			l.skip(logKey(op.rec.seq), r.err)

@@ -406,7 +406,7 @@ func describeWAL(w *wal) string {
 		for _, n := range slices.Sorted(maps.Keys(w.dirty[id])) {
 			fmt.Fprintf(&b, "group %d.%d:", id, n)
 			for _, op := range w.dirty[id][n].ops {
-				fmt.Fprintf(&b, " %d:%x", op.rec.seq, op.enc)
+				fmt.Fprintf(&b, " %d:%x", op.rec.seq, op.enc())
 			}
 			b.WriteString("\n")
 		}

@@ -7,10 +7,11 @@ package nutsstore
 // the changes. The changes wait in the log, in memory by group, until their
 // group is folded: read, changed and written back, once for all the
 // changes it has waited for. A commit folds groups when the log is over
-// its budget (defaultLogBytes), those of the oldest record first, at most
-// as many groups as it has changes (and a few): its cost stays bounded by
-// what it changed, and a group is rewritten about once per log's worth of
-// changes, not once per change.
+// its budget (Store.logBudget: defaultLogBytes, or half the size of the
+// groups when that is more), those of the oldest record first, at most as
+// many groups as it has changes (and a few) and at most maxFoldBytes of
+// them: its cost stays bounded by what it changed, and a group is
+// rewritten about once per log's worth of changes, not once per change.
 //
 // A log record is deleted once its changes are all folded and so are those
 // of every older record: records go in order. A commit that folds a group
@@ -21,8 +22,8 @@ package nutsstore
 // whose keys moved to another group when their group was split (a split
 // folds its group and lists both halves).
 //
-// A batch whose record would take more than a quarter of the log (or of a
-// segment) is folded at once. A record whose changes its own commit folded
+// A batch whose record would take more than a quarter of the log's budget
+// (or of a segment) is folded at once. A record whose changes its own commit folded
 // is written without them (only the groups it folded), or not at all when
 // no older record is left.
 //
@@ -50,6 +51,7 @@ type logRecord struct {
 	written bool       // it is in the database (else it is being committed)
 	refs    int        // groups that still wait for its changes
 	groups  []groupRef // the groups its changes went to
+	ops     []byte     // its changes, encoded (see appendOp)
 }
 
 type groupRef struct{ id, group uint32 }
@@ -59,11 +61,14 @@ type dirtyGroup struct {
 	ops []logOp
 }
 
-// logOp is one key's changes in one log record.
+// logOp is one key's changes in one log record: rec.ops[off:end]. It is
+// kept for every change in the log, so it is small (16 bytes).
 type logOp struct {
-	rec *logRecord
-	enc []byte // see appendOp
+	rec      *logRecord
+	off, end uint32
 }
+
+func (op logOp) enc() []byte { return op.rec.ops[op.off:op.end:op.end] }
 
 // add queues op for group g of filter id.
 func (w *wal) add(g groupRef, op logOp) {
@@ -128,13 +133,13 @@ func (w *wal) trim() []*logRecord {
 // the changes of the groups the record folded. A record that does not
 // decode is kept (to be deleted in its turn) but none of its changes is.
 func (w *wal) replay(t *table, seq uint64, value []byte) error {
-	rec := &logRecord{seq: seq, size: len(value), written: true}
+	rec := &logRecord{seq: seq, size: len(value), written: true, ops: value}
 	w.records = append(w.records, rec)
 	w.bytes += rec.size
 	w.seq = max(w.seq, seq)
 	type placed struct {
-		g  groupRef
-		op []byte
+		g        groupRef
+		off, end uint32
 	}
 	var ops []placed
 	var folded []groupRef
@@ -150,8 +155,8 @@ func (w *wal) replay(t *table, seq uint64, value []byte) error {
 				break
 			}
 			if f != nil {
-				end := len(start) - len(r.b)
-				ops = append(ops, placed{groupRef{id, f.group(hashKey(k.key))}, start[:end:end]})
+				off := len(value) - len(start)
+				ops = append(ops, placed{groupRef{id, f.group(hashKey(k.key))}, uint32(off), uint32(len(value) - len(r.b))})
 			}
 		}
 		t.next = max(t.next, id+1)
@@ -168,7 +173,7 @@ func (w *wal) replay(t *table, seq uint64, value []byte) error {
 		return r.err
 	}
 	for _, p := range ops {
-		w.add(p.g, logOp{rec, p.op})
+		w.add(p.g, logOp{rec, p.off, p.end})
 	}
 	for _, g := range folded {
 		w.take(g)
