@@ -2,6 +2,7 @@ package stages
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"reaction/graph"
@@ -18,11 +19,46 @@ type Batch struct {
 	Lines [][]byte  // each points into buf; capacity-limited, so appending to one never overwrites another
 	Time  time.Time // when the batch's first line was read
 
-	// buf holds the lines in order, line k at offs[k] (possibly with
-	// bytes between lines). A line's slice may point into an older array
-	// buf outgrew; the bytes at its offset in buf are the same.
-	buf  []byte
-	offs []int32
+	// The lines are in order in data(), line k at offs[k] (possibly with
+	// bytes between lines): in view, a window of the chunk the source read
+	// them into, or else in buf, the batch's own storage. A line's slice
+	// may point into an older array buf outgrew; the bytes at its offset
+	// in buf are the same.
+	buf   []byte
+	offs  []int32
+	chunk *chunk // holds a reference on it while set
+	view  []byte
+}
+
+// data is the bytes the lines are in (see offs).
+func (b *Batch) data() []byte {
+	if b.chunk != nil {
+		return b.view
+	}
+	return b.buf
+}
+
+// chunk is a buffer the source reads into and whose lines batches share
+// without copying. refs counts the reader and the batches holding it; the
+// last release recycles it.
+type chunk struct {
+	data []byte
+	refs atomic.Int32
+}
+
+var chunkPool = sync.Pool{New: func() any { return &chunk{data: make([]byte, chunkSize)} }}
+
+// getChunk returns a chunk with one reference, the caller's.
+func getChunk() *chunk {
+	c := chunkPool.Get().(*chunk)
+	c.refs.Store(1)
+	return c
+}
+
+func (c *chunk) release() {
+	if c.refs.Add(-1) == 0 {
+		chunkPool.Put(c)
+	}
 }
 
 // Sizes of pooled batches. A batch that grew past maxPooledBuf (a burst of
@@ -54,6 +90,11 @@ func (b *Batch) Release() {
 		clear(b.Lines) // drop references to the big buffer
 		b.buf = make([]byte, 0, initialBatchBuf)
 	}
+	if b.chunk != nil {
+		clear(b.Lines) // the chunk's bytes are not the batch's to keep alive
+		b.chunk.release()
+		b.chunk, b.view = nil, nil
+	}
 	b.Lines = b.Lines[:0]
 	b.offs = b.offs[:0]
 	b.buf = b.buf[:0]
@@ -71,4 +112,4 @@ func (b *Batch) Append(line []byte) {
 }
 
 // Bytes is the number of line bytes the batch holds.
-func (b *Batch) Bytes() int { return len(b.buf) }
+func (b *Batch) Bytes() int { return len(b.data()) }

@@ -201,7 +201,7 @@ func (p *Prefilter) scanBatch(b *Batch, found []uint64) []uint64 {
 		}
 		return found
 	}
-	buf, offs := b.buf, b.offs
+	buf, offs := b.data(), b.offs
 	for _, g := range p.groups {
 		hits, k := 0, 0
 		for pos := 0; pos < len(buf); {

@@ -41,8 +41,7 @@ type Source struct {
 }
 
 const (
-	readBufSize   = 256 << 10 // read buffer; longer lines are assembled in the batch
-	maxBatchBytes = 256 << 10 // a batch holding this many bytes is sent even if not full
+	chunkSize = 256 << 10 // read buffer; longer lines are assembled in a batch of their own
 )
 
 // NewSource returns the source of a stream. Zero sizes and durations in p
@@ -212,58 +211,93 @@ func (s *Source) runOnce(ctx context.Context, out chan<- *Batch) error {
 // counted. It returns nil at EOF, ctx.Err() when ctx is done, or r's error;
 // pending lines are sent in every case but cancellation.
 //
-// Each byte is scanned once: the search for a line's end is also what
-// tells whether another complete line is buffered.
+// Lines are not copied: r reads into a chunk, and the batches point into
+// it (each holds a reference; the chunk is recycled when the last one is
+// released). Only the unfinished line at the end of a full chunk is moved
+// to the next one, and a line longer than a whole chunk is assembled in a
+// batch of its own. Each byte is scanned once: the search for a line's end
+// is also what tells whether another complete line is buffered.
 func (s *Source) ReadLines(ctx context.Context, r io.Reader, out chan<- *Batch) error {
 	maxLine, batchSize := s.cfg.MaxLine, s.cfg.BatchSize
-	buf := make([]byte, readBufSize)
-	lo, hi := 0, 0 // buffered, not yet taken: buf[lo:hi]
+	c := getChunk()
+	defer func() { c.release() }()
+	lo, hi := 0, 0 // read, not yet taken: c.data[lo:hi]
 	var (
-		b       *Batch
-		inLine  bool // a line longer than buf is being assembled in b.buf[start:]
-		start   int
-		dropped bool // bytes of that line were discarded
+		b    *Batch // lines in c, from c.data[base:]
+		base int
+
+		long    *Batch // a line longer than a chunk, assembled in long.buf
+		dropped bool   // bytes of that line were discarded
 	)
-	send := func() error {
-		n := uint64(len(b.Lines))
+	sendBatch := func(batch *Batch) error {
+		n := uint64(len(batch.Lines))
 		if ctx.Err() != nil {
-			b.Release()
-			b = nil
+			batch.Release()
 			return ctx.Err()
 		}
 		select {
-		case out <- b:
-			b = nil
+		case out <- batch:
 			s.stats.Lines.Add(n)
 			s.stats.Batches.Add(1)
 			return nil
 		case <-ctx.Done():
-			b.Release()
-			b = nil
+			batch.Release()
 			return ctx.Err()
 		}
 	}
-	// add appends frag to the line being assembled, keeping up to
-	// MaxLine+1 bytes: one more than allowed tells a line of exactly
-	// MaxLine bytes plus "\r" from a longer one.
-	add := func(frag []byte) {
-		if !inLine {
-			if b == nil {
-				b = GetBatch()
-				b.Time = s.clock.Now()
-			}
-			inLine, start, dropped = true, len(b.buf), false
+	// flush sends the batch of lines in c, if any.
+	flush := func() error {
+		if b == nil {
+			return nil
 		}
-		if room := maxLine + 1 - (len(b.buf) - start); len(frag) > room {
+		batch := b
+		b = nil
+		batch.view = c.data[base:lo]
+		return sendBatch(batch)
+	}
+	// take adds c.data[lo:lo+n] as a line, and the bytes up to next as
+	// taken (its "\n", unless it is the last line).
+	take := func(n, next int) error {
+		line := c.data[lo : lo+n]
+		if n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) > maxLine {
+			line = line[:maxLine]
+			s.stats.Cut.Add(1)
+		}
+		if b == nil {
+			b, base = GetBatch(), lo
+			b.Time = s.clock.Now()
+			b.chunk = c
+			c.refs.Add(1)
+		}
+		b.Lines = append(b.Lines, line[:len(line):len(line)])
+		b.offs = append(b.offs, int32(lo-base))
+		lo = next
+		if len(b.Lines) >= batchSize {
+			return flush()
+		}
+		return nil
+	}
+	// addLong appends frag to the long line, keeping up to MaxLine+1
+	// bytes: one more than allowed tells a line of exactly MaxLine bytes
+	// plus "\r" from a longer one.
+	addLong := func(frag []byte) {
+		if long == nil {
+			long = GetBatch()
+			long.Time = s.clock.Now()
+			dropped = false
+		}
+		if room := maxLine + 1 - len(long.buf); len(frag) > room {
 			frag = frag[:max(room, 0)]
 			dropped = true
 		}
-		b.buf = append(b.buf, frag...)
+		long.buf = append(long.buf, frag...)
 	}
-	// end completes the line being assembled and sends the batch when it
-	// is full.
-	end := func() error {
-		line := b.buf[start:]
+	// endLong completes the long line and sends it.
+	endLong := func() error {
+		line := long.buf
 		if !dropped && len(line) > 0 && line[len(line)-1] == '\r' {
 			line = line[:len(line)-1]
 		}
@@ -271,66 +305,75 @@ func (s *Source) ReadLines(ctx context.Context, r io.Reader, out chan<- *Batch) 
 			line = line[:maxLine]
 			s.stats.Cut.Add(1)
 		}
-		b.buf = b.buf[:start+len(line)]
-		b.Lines = append(b.Lines, line[:len(line):len(line)])
-		b.offs = append(b.offs, int32(start))
-		inLine = false
-		if len(b.Lines) >= batchSize || len(b.buf) >= maxBatchBytes {
-			return send()
-		}
-		return nil
+		long.buf = line
+		long.Lines = append(long.Lines, line[:len(line):len(line)])
+		long.offs = append(long.offs, 0)
+		batch := long
+		long = nil
+		return sendBatch(batch)
 	}
 	var rerr error
 	for {
-		for {
-			i := bytes.IndexByte(buf[lo:hi], '\n')
+		if long != nil && lo < hi {
+			i := bytes.IndexByte(c.data[lo:hi], '\n')
 			if i < 0 {
-				break
+				addLong(c.data[lo:hi])
+				lo = hi
+			} else {
+				addLong(c.data[lo : lo+i])
+				lo += i + 1
+				if err := endLong(); err != nil {
+					return err
+				}
 			}
-			add(buf[lo : lo+i])
-			lo += i + 1
-			if err := end(); err != nil {
-				return err
+		}
+		if long == nil {
+			for {
+				i := bytes.IndexByte(c.data[lo:hi], '\n')
+				if i < 0 {
+					break
+				}
+				if err := take(i, lo+i+1); err != nil {
+					return err
+				}
 			}
 		}
 		if rerr != nil {
-			if lo < hi || inLine {
-				add(buf[lo:hi]) // the last line, without "\n"
-				if err := end(); err != nil {
+			if long != nil {
+				if err := endLong(); err != nil { // the last line, without "\n"
+					return err
+				}
+			} else if lo < hi {
+				if err := take(hi-lo, hi); err != nil { // the last line, without "\n"
 					return err
 				}
 			}
-			if b != nil {
-				if err := send(); err != nil {
-					return err
-				}
+			if err := flush(); err != nil {
+				return err
 			}
 			if errors.Is(rerr, io.EOF) {
 				return nil
 			}
 			return rerr
 		}
-		if b != nil && !inLine && len(b.Lines) > 0 {
-			// Nothing complete is buffered: send before a read that may block.
-			if err := send(); err != nil {
-				return err
-			}
+		// Nothing complete is buffered: send before a read that may block.
+		if err := flush(); err != nil {
+			return err
 		}
-		if lo > 0 {
-			hi = copy(buf, buf[lo:hi])
+		if hi == len(c.data) {
+			if lo == 0 {
+				// No line ends in the whole chunk: assemble it apart.
+				addLong(c.data[:hi])
+				lo = hi
+			}
+			// A fresh chunk, with the unfinished line moved to its start.
+			next := getChunk()
+			hi = copy(next.data, c.data[lo:hi])
 			lo = 0
+			c.release()
+			c = next
 		}
-		if hi == len(buf) {
-			// A line longer than the buffer: assemble it in the batch.
-			if b != nil && !inLine && len(b.Lines) > 0 {
-				if err := send(); err != nil {
-					return err
-				}
-			}
-			add(buf[:hi])
-			hi = 0
-		}
-		n, err := r.Read(buf[hi:])
+		n, err := r.Read(c.data[hi:])
 		hi += n
 		if err != nil {
 			rerr = err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,6 +53,7 @@ func readAll(t *testing.T, s *Source, r io.Reader) (lines []string, sizes []int,
 
 func TestSourceReadLines(t *testing.T) {
 	long := strings.Repeat("x", 200<<10)
+	huge := strings.Repeat("y", 600<<10) // longer than a chunk
 	tests := []struct {
 		name    string
 		maxLine int
@@ -71,6 +73,8 @@ func TestSourceReadLines(t *testing.T) {
 		{"exactly max", 4, "abcd\nabcd\r\nabcde\nabcd\rx\n", []string{"abcd", "abcd", "abcd", "abcd"}, 2},
 		{"max with cr", 4, "abc\r\n", []string{"abc"}, 0},
 		{"max larger than buffer", 100 << 10, long + "\n" + long[:90<<10] + "\r\n", []string{long[:100<<10], long[:90<<10]}, 1},
+		{"line longer than a chunk", 0, "a\n" + huge + "\nafter\n", []string{"a", huge[:graph.DefaultMaxLine], "after"}, 1},
+		{"max larger than a chunk", 300 << 10, huge + "\r\n" + huge[:290<<10] + "\r\nz", []string{huge[:300<<10], huge[:290<<10], "z"}, 1},
 	}
 	readers := map[string]func(string) io.Reader{
 		"whole":    func(s string) io.Reader { return strings.NewReader(s) },
@@ -540,5 +544,56 @@ func TestSourceRunSlowWriter(t *testing.T) {
 	w.Close()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Lines of every length around the chunk size, "\r\n" or "\n", read in
+// pieces of every size: the lines come out as splitting the input says,
+// intact after the whole input is read (no chunk reused while a batch
+// holds it), whatever order the batches are released in.
+func TestSourceReadLinesChunks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for round := range 12 {
+		maxLine := []int{graph.DefaultMaxLine, chunkSize - 1, chunkSize + 7, 100}[round%4]
+		var in strings.Builder
+		var want []string
+		for i := 0; in.Len() < 3*chunkSize; i++ {
+			n := rng.IntN(200)
+			if rng.IntN(8) == 0 {
+				n = chunkSize - 3 + rng.IntN(6)
+			}
+			line := strings.Repeat(string(rune('a'+i%26)), n)
+			in.WriteString(line)
+			if rng.IntN(2) == 0 {
+				in.WriteString("\r")
+			}
+			in.WriteString("\n")
+			want = append(want, line[:min(n, maxLine)])
+		}
+		s, _ := testSource(t, graph.Source{MaxLine: maxLine, BatchSize: 1 + rng.IntN(200)}, nil)
+		out := make(chan *Batch, 1<<16)
+		var r io.Reader = strings.NewReader(in.String())
+		if round%3 == 1 {
+			r = iotest.HalfReader(r)
+		}
+		if err := s.ReadLines(context.Background(), r, out); err != nil {
+			t.Fatal(err)
+		}
+		close(out)
+		var batches []*Batch
+		var got []string
+		for b := range out {
+			batches = append(batches, b)
+			for _, l := range b.Lines {
+				got = append(got, string(l))
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d (max %d): %d lines, want %d", round, maxLine, len(got), len(want))
+		}
+		rng.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
+		for _, b := range batches {
+			b.Release()
+		}
 	}
 }
