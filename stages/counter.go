@@ -952,15 +952,22 @@ func (s *shard) count(b *matchBatch, fired []trigger) []trigger {
 }
 
 // journalCollectAt is the backlog of a shard (changes its next collect
-// would give) that makes it commit at once rather than at the tick: a
-// flood of new keys, or of matches of keys with many times, is committed
-// in batches of bounded size.
-const journalCollectAt = 4 * journalFlushAt
+// would give) that makes it start a commit at once rather than at the
+// tick: a flood of new keys, or of matches of keys with many times, is
+// committed in batches of bounded size. The commit runs in the background
+// (Journal.Kick) while the shard goes on counting, unless the backlog
+// reached journalStallAt: then the Store is not keeping up, and the shard
+// waits for it, so that the backlog stays bounded.
+const (
+	journalCollectAt = 4 * journalFlushAt
+	journalStallAt   = 4 * journalCollectAt
+)
 
 // flushChanges sees to it that the journal commits what the shard
-// gathered and marked dirty: at its next tick (arming it if needed), or at
-// once when the gathered changes reached journalFlushAt or the whole
-// backlog journalCollectAt. It must not be called under mu.
+// gathered and marked dirty: at its next tick (arming it if needed), at
+// once in the background when the gathered changes reached journalFlushAt
+// or the whole backlog journalCollectAt, at once and waiting for it past
+// journalStallAt. It must not be called under mu.
 func (s *shard) flushChanges() {
 	if !s.journal.Enabled() {
 		return
@@ -971,8 +978,10 @@ func (s *shard) flushChanges() {
 	s.touched = false
 	s.mu.Unlock()
 	switch {
-	case pending >= journalFlushAt || backlog >= journalCollectAt:
+	case backlog >= journalStallAt:
 		_ = s.journal.Sync() // logged by Sync; what it collected stays buffered for a retry
+	case pending >= journalFlushAt || backlog >= journalCollectAt:
+		s.journal.Kick()
 	case touched:
 		s.journal.arm()
 	}

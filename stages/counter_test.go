@@ -568,3 +568,63 @@ func TestCounterDirtyMarks(t *testing.T) {
 		t.Fatalf("took %s, want %s", got, want)
 	}
 }
+
+// A shard whose backlog calls for a commit goes on counting while the
+// Store writes it (Journal.Kick), up to journalStallAt: there it waits for
+// the Store, and for its own commit.
+func TestShardCommitsInTheBackground(t *testing.T) {
+	store := NewMemStore()
+	inCommit, release := make(chan int, 8), make(chan struct{})
+	store.OnCommit = func(c []Change) {
+		inCommit <- len(c)
+		<-release
+	}
+	g := tGraph(t, []string{"true"}, tFilter{name: "f", regex: []string{"from <ip>"}, retry: 3, period: time.Hour, actions: banUnban()})
+	e, err := New(g, Options{Store: store, Clock: NewFakeClock(tStart), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := e.shards[0]
+	keys := 0
+	countUpTo := func(backlog int) { // new keys, one batch, until the shard's backlog reaches backlog
+		b := getMatchBatch()
+		for {
+			sh.mu.Lock()
+			n := sh.backlogLocked()
+			sh.mu.Unlock()
+			if n >= backlog {
+				break
+			}
+			b.keys, b.items = b.keys[:0], b.items[:0]
+			b.keys = appendKey(b.keys, []string{fmt.Sprintf("10.%d.%d.%d", keys>>16, (keys>>8)&255, keys&255)})
+			b.items = append(b.items, match{filter: 0, end: int32(len(b.keys)), t: tStart})
+			sh.count(b, nil)
+			keys++
+		}
+		b.release()
+	}
+	countUpTo(journalCollectAt)
+	sh.flushChanges() // kicks a commit, which blocks in the store
+	if n := <-inCommit; n == 0 {
+		t.Fatal("kicked commit of nothing")
+	}
+	// The shard counts on meanwhile: this flush returns at once.
+	countUpTo(journalCollectAt)
+	sh.flushChanges()
+	// Past journalStallAt, a flush waits for the store, then commits.
+	countUpTo(journalStallAt)
+	flushed := make(chan struct{})
+	go func() { sh.flushChanges(); close(flushed) }()
+	close(release)
+	<-flushed
+	if c, _ := store.Commits(); c != 2 {
+		t.Fatalf("%d commits when the stalled flush returned, want 2 (the kicked one, then its own)", c)
+	}
+	if err := e.journal.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := store.Load(t.Context())
+	if got := len(st.Filters[0].Matches); got != keys {
+		t.Fatalf("%d keys stored, want %d", got, keys)
+	}
+}

@@ -49,6 +49,9 @@ type Journal struct {
 
 	commitMu sync.Mutex // one commit at a time, in order
 
+	kicked  atomic.Bool    // a Kick's commit is on its way
+	kickers sync.WaitGroup // Kick's goroutines, which Close waits for
+
 	commits, committed, failures, lost atomic.Uint64
 }
 
@@ -194,6 +197,29 @@ func (j *Journal) Sync() error {
 	return nil
 }
 
+// Kick has a commit made soon, in the background, and returns at once: a
+// shard that gathered a large backlog goes on counting while the Store
+// writes and syncs it. One kicked commit at a time: a Kick while one is on
+// its way only arms the tick, and what that commit did not collect goes
+// with the tick's commit or with the next Kick once it is done.
+func (j *Journal) Kick() {
+	if !j.Enabled() {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.armLocked()
+	if j.closed || !j.kicked.CompareAndSwap(false, true) {
+		return
+	}
+	j.kickers.Add(1)
+	go func() {
+		defer j.kickers.Done()
+		_ = j.Sync() // logged by Sync
+		j.kicked.Store(false)
+	}()
+}
+
 // Close commits what is buffered and stops the tick. Appends after Close
 // are still buffered and committed by an explicit Sync.
 func (j *Journal) Close() error {
@@ -208,6 +234,7 @@ func (j *Journal) Close() error {
 		j.timer = nil
 	}
 	j.mu.Unlock()
+	j.kickers.Wait()
 	return j.Sync()
 }
 
