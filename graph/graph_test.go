@@ -680,3 +680,10 @@ func FuzzCanonicalIPv4(f *testing.F) {
 		}
 	})
 }
+
+// rx matches the <ip> address regex by hand: it must be this one.
+func TestRegexIPIsWhatRxKnows(t *testing.T) {
+	if RegexIP != rx.IPSource() {
+		t.Fatalf("graph.RegexIP %q differs from rx.IPSource %q: update both, and rx's hand matcher", RegexIP, rx.IPSource())
+	}
+}

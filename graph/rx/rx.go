@@ -54,6 +54,7 @@ const (
 	opLoop                   // a star over a body that never matches empty: try body (which comes back here) or next
 	opRuneLoop               // between min and max (-1: no limit) runes of class
 	opAssert                 // the empty-width condition assert holds here
+	opIP                     // the address regex of <ip> patterns (ipSource), then next
 )
 
 type inst struct {
@@ -168,6 +169,9 @@ func (c *compiler) add(in inst) int {
 // compile adds the instructions of re followed by next and returns the
 // first one.
 func (c *compiler) compile(re *syntax.Regexp, next int) (int, bool) {
+	if re.Equal(ipTree) {
+		return c.add(inst{op: opIP, next: next}), true
+	}
 	switch re.Op {
 	case syntax.OpEmptyMatch:
 		return next, true
@@ -415,6 +419,8 @@ func (c *compiler) starts(pc, depth int) (set *class, ok bool) {
 		return newClass([]rune{r, r}), true
 	case opRune:
 		return in.class, true
+	case opIP:
+		return ipStarts, true // an address is never empty
 	case opCapture:
 		return c.starts(in.next, depth+1)
 	case opRuneLoop:
@@ -701,6 +707,8 @@ func (m *machine) run(pc, pos int) bool {
 				return false
 			}
 			pc = i.next
+		case opIP:
+			return m.ip(i, pos)
 		}
 	}
 }

@@ -223,3 +223,40 @@ func ExampleProgram_FindSubmatchIndex() {
 	fmt.Println(p.Fast(), string(line[loc[2]:loc[3]]))
 	// Output: true 192.0.2.7
 }
+
+// TestIPAgrees: the address regex matched by hand (opIP) gives the
+// standard library's results, on lines built from address bytes and
+// with continuations that refuse the first ends it tries: a digit, a hex
+// digit, ':' or '.' right after the address, an anchor, a word boundary.
+func TestIPAgrees(t *testing.T) {
+	ip := "(?:" + IPSource() + ")"
+	var regexes []*regexp.Regexp
+	var progs []*Program
+	for _, src := range []string{
+		`from (` + ip + `)`, `(` + ip + `)`, `(` + ip + `)5`, `(` + ip + `):`, `(` + ip + `)[0-9a-f]`,
+		`(` + ip + `)\.`, `^(` + ip + `)$`, `(` + ip + `) port`, `(` + ip + `)\b`, `x(` + ip + `)(:\d+)?$`,
+		`(` + ip + `)(?:1|:1)`, `(` + ip + `)[.:][0-9]{2}$`, `(` + ip + `)|z`,
+	} {
+		re := regexp.MustCompile(src)
+		if p := Compile(re); !p.Fast() || !slices.ContainsFunc(p.insts, func(in inst) bool { return in.op == opIP }) {
+			t.Fatalf("%s: the address is not matched by opIP", src)
+		}
+		regexes, progs = append(regexes, re), append(progs, Compile(re))
+	}
+	r := rand.New(rand.NewPCG(8, 8))
+	pieces := []string{"1", "12", "123", "1234", "255", "0", "a", "ff", "beef", "12345", "abcde", ":", ":", "::", ".", ".", "x", " ", "5", "f", "from ", "É"}
+	for range 20000 {
+		var b []byte
+		for range r.IntN(14) {
+			b = append(b, pieces[r.IntN(len(pieces))]...)
+		}
+		for k, re := range regexes {
+			same(t, re, progs[k], b)
+		}
+	}
+	for _, l := range filterLines {
+		for k, re := range regexes {
+			same(t, re, progs[k], []byte(l))
+		}
+	}
+}
