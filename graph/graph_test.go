@@ -687,3 +687,77 @@ func TestRegexIPIsWhatRxKnows(t *testing.T) {
 		t.Fatalf("graph.RegexIP %q differs from rx.IPSource %q: update both, and rx's hand matcher", RegexIP, rx.IPSource())
 	}
 }
+
+// canonicalIPv6 takes only strings netip parses as IPv6 (not IPv4-mapped)
+// and writes back unchanged, and nearly all of them.
+func TestCanonicalIPv6(t *testing.T) {
+	missed := 0
+	check := func(raw string) {
+		addr, got := canonicalIPv6(raw)
+		want, err := netip.ParseAddr(raw)
+		isCanon := err == nil && want.Is6() && !want.Is4In6() && want.Zone() == "" && want.String() == raw
+		switch {
+		case addr.IsValid() && !isCanon:
+			t.Fatalf("canonicalIPv6(%q) = %v, but netip says it is not a canonical IPv6 address (%v, %v)", raw, addr, want, err)
+		case addr.IsValid() && (addr != want || got != raw):
+			t.Fatalf("canonicalIPv6(%q) = %v %q, want %v", raw, addr, got, want)
+		case !addr.IsValid() && isCanon && raw != "::" && !strings.Contains(raw, "."):
+			missed++
+			if missed < 5 {
+				t.Errorf("canonicalIPv6(%q) refused a canonical address", raw)
+			}
+		}
+	}
+	for _, raw := range []string{"::1", "1::", "::", "2001:db8::1", "2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1", "2001:db8:0:1:1:1:1:1",
+		"2001:0db8::1", "2001:DB8::1", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::ffff:102:304", "::ffff:1.2.3.4", "fe80::1%eth0",
+		"1:0:0:2:0:0:0:3", "1:0:0:0:2:0:0:3", "1::2:0:0:3", "0:0:1::", "::0:1", "12345::", "1:::2", ":1::", "1::2::3", "a:b:c:d:e:f:0:0"} {
+		check(raw)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	parts := []string{"0", "1", "a", "ff", "db8", "2001", "0db8", "ffff", "10000", ":", ":", "::", "A"}
+	for range 300000 {
+		var b []byte
+		for range 1 + r.IntN(12) {
+			b = append(b, parts[r.IntN(len(parts))]...)
+		}
+		check(string(b))
+		// And random canonical addresses, which must all be taken.
+		var a [16]byte
+		for k := range a {
+			if r.IntN(3) > 0 {
+				a[k] = byte(r.IntN(256))
+			}
+		}
+		check(netip.AddrFrom16(a).String())
+	}
+}
+
+func FuzzCanonicalIPv6(f *testing.F) {
+	f.Add("2001:db8::1")
+	f.Fuzz(func(t *testing.T, raw string) {
+		addr, _ := canonicalIPv6(raw)
+		want, err := netip.ParseAddr(raw)
+		if isCanon := err == nil && want.Is6() && !want.Is4In6() && want.Zone() == "" && want.String() == raw; addr.IsValid() && (!isCanon || addr != want) {
+			t.Fatalf("canonicalIPv6(%q) = %v, netip: %v %v", raw, addr, want, err)
+		}
+	})
+}
+
+// BenchmarkPatternCheck is the check of every captured address: IPv4,
+// IPv6, and an IPv4-mapped one (unmapped, so written anew).
+func BenchmarkPatternCheck(b *testing.B) {
+	p := &Pattern{Name: "ip", Type: TypeIP}
+	if err := p.Prepare(); err != nil {
+		b.Fatal(err)
+	}
+	for _, raw := range []string{"203.0.113.45", "2698:a982:46ac:518b:dc9d:b7c9:d2c0:8b31", "2001:db8::17", "::ffff:81.247.75.65"} {
+		b.Run(raw, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, why := p.Check(raw); why != ReasonOK {
+					b.Fatal(why)
+				}
+			}
+		})
+	}
+}

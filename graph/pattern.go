@@ -156,7 +156,10 @@ func (p *Pattern) Check(raw string) (string, Reason) {
 	// The hot path of every match: parse once, and keep raw when it is
 	// already the canonical form (nearly always), allocating nothing.
 	addr, plain := canonicalIPv4(raw)
-	if !addr.IsValid() || p.Type == TypeIPv6 {
+	if !addr.IsValid() {
+		addr, plain = canonicalIPv6(raw)
+	}
+	if !addr.IsValid() || addr.Is4() && p.Type == TypeIPv6 || addr.Is6() && p.Type == TypeIPv4 {
 		var err error
 		if addr, err = p.addr(raw); err != nil {
 			return "", Reason("invalid " + string(p.Type) + " value for <" + p.Name + ">")
@@ -218,6 +221,95 @@ func canonicalIPv4(raw string) (netip.Addr, string) {
 	}
 	a[3] = byte(v)
 	return netip.AddrFrom4(a), raw
+}
+
+// canonicalIPv6 is canonicalIPv4 for IPv6 addresses written with hex
+// groups only: lowercase, no leading zeros, the first longest run of two
+// or more zero groups written "::" and no other (RFC 5952, as
+// netip.Addr.String writes them). An IPv4-mapped address is left to
+// netip, which unmaps it.
+func canonicalIPv6(raw string) (netip.Addr, string) {
+	var g [8]uint16
+	n, gap := 0, -1 // groups read; where "::" stands (a group index), if any
+	i := 0
+	if len(raw) >= 2 && raw[0] == ':' && raw[1] == ':' {
+		gap, i = 0, 2
+		if i == len(raw) {
+			return netip.Addr{}, "" // "::" is canonical, but rare: leave it
+		}
+	}
+	for i < len(raw) {
+		if n == 8 {
+			return netip.Addr{}, ""
+		}
+		v, d := 0, 0
+		for ; i < len(raw) && d < 5; i, d = i+1, d+1 {
+			c := raw[i]
+			switch {
+			case '0' <= c && c <= '9':
+				v = v<<4 | int(c-'0')
+			case 'a' <= c && c <= 'f':
+				v = v<<4 | int(c-'a'+10)
+			default:
+				goto end
+			}
+		}
+	end:
+		if d == 0 || d > 4 || d > 1 && raw[i-d] == '0' {
+			return netip.Addr{}, "" // empty, too long, or a leading zero
+		}
+		g[n] = uint16(v)
+		n++
+		if i == len(raw) {
+			break
+		}
+		if raw[i] != ':' || i+1 == len(raw) {
+			return netip.Addr{}, ""
+		}
+		i++
+		if raw[i] == ':' {
+			if gap >= 0 {
+				return netip.Addr{}, ""
+			}
+			gap = n
+			i++
+			if i == len(raw) {
+				break
+			}
+		}
+	}
+	var a [16]byte
+	switch {
+	case gap < 0 && n != 8, gap >= 0 && n > 6:
+		return netip.Addr{}, ""
+	case gap >= 0:
+		// The groups after the gap go to the end.
+		copy(g[8-(n-gap):], g[gap:n])
+		clear(g[gap : 8-(n-gap)])
+	}
+	// The run String would write "::": the first longest of two or more.
+	zs, ze := -1, -1
+	for s := 0; s < 8; {
+		e := s
+		for e < 8 && g[e] == 0 {
+			e++
+		}
+		if e-s >= 2 && e-s > ze-zs {
+			zs, ze = s, e
+		}
+		s = max(e, s+1)
+	}
+	if gap >= 0 && (zs != gap || ze != 8-(n-gap)) || gap < 0 && zs >= 0 {
+		return netip.Addr{}, ""
+	}
+	for k, v := range g {
+		a[2*k], a[2*k+1] = byte(v>>8), byte(v)
+	}
+	addr := netip.AddrFrom16(a)
+	if addr.Is4In6() {
+		return netip.Addr{}, ""
+	}
+	return addr, raw
 }
 
 // canonical returns addr.String(), which is raw itself when raw is
