@@ -22,8 +22,10 @@ const DefaultMemoryLimit = 120 << 20
 // MemoryLimit keeps a Go soft memory limit while the live heap fits
 // under it. When the live heap outgrows the limit, the limit cannot be
 // met and the collector would run back to back (up to half the CPU, the
-// runtime's cap): the limit is lifted, leaving GOGC alone in charge, and
-// restored once the live heap is back under half of it.
+// runtime's cap): the limit follows the live heap instead, at
+// headroom times it, re-evaluated every period, and comes back to the
+// base once that fits under it. Lifting the limit altogether would leave
+// GOGC alone in charge, and the heap would grow to twice what is live.
 //
 // It must not be used when the operator has set GOMEMLIMIT: that limit
 // is theirs.
@@ -34,8 +36,13 @@ type MemoryLimit struct {
 	period time.Duration
 	set    func(int64) int64
 	live   func() uint64
-	lifted bool
+	limit  int64 // the limit set now
 }
+
+// headroom is the heap a raised limit allows over the live heap, in
+// quarters of it: the collector runs when the heap has grown by a quarter
+// of what is live, rather than doubled it (GOGC=100).
+const headroom = 5 // quarters
 
 // NewMemoryLimit sets limit as the soft memory limit now; Run then keeps
 // it. A nil logger discards.
@@ -47,13 +54,13 @@ func newMemoryLimit(limit int64, log *slog.Logger, period time.Duration, set fun
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &MemoryLimit{base: limit, log: log, period: period, set: set, live: live}
+	m := &MemoryLimit{base: limit, log: log, period: period, set: set, live: live, limit: limit}
 	m.old = set(limit)
 	return m
 }
 
-// Run looks at the live heap every second and lifts or restores the
-// limit until ctx is done, then restores the limit that was in place
+// Run looks at the live heap every period and raises, lowers or restores
+// the limit until ctx is done, then restores the limit that was in place
 // before NewMemoryLimit.
 func (m *MemoryLimit) Run(ctx context.Context) error {
 	defer m.set(m.old)
@@ -71,17 +78,22 @@ func (m *MemoryLimit) Run(ctx context.Context) error {
 
 // step applies the rule to the live heap measured by the last collection.
 func (m *MemoryLimit) step(live uint64) {
+	want := int64(math.MaxInt64)
+	if q := live / 4; q <= math.MaxInt64/headroom {
+		want = max(m.base, int64(q)*headroom)
+	}
+	if want == m.limit {
+		return
+	}
 	switch {
-	case !m.lifted && live > uint64(m.base):
-		m.lifted = true
-		m.set(math.MaxInt64)
-		m.log.Warn("memory limit lifted: the live heap outgrew it, the collector would run back to back; set GOMEMLIMIT to choose a limit",
-			"live_mib", live>>20, "limit_mib", m.base>>20)
-	case m.lifted && live < uint64(m.base)/2:
-		m.lifted = false
-		m.set(m.base)
+	case m.limit == m.base:
+		m.log.Warn("memory limit raised: the live heap outgrew it, the limit follows it; set GOMEMLIMIT to choose a limit",
+			"live_mib", live>>20, "limit_mib", want>>20, "base_mib", m.base>>20)
+	case want == m.base:
 		m.log.Info("memory limit restored", "live_mib", live>>20, "limit_mib", m.base>>20)
 	}
+	m.limit = want
+	m.set(want)
 }
 
 // liveHeap is the heap marked live by the last collection.

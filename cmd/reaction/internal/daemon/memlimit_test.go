@@ -12,19 +12,21 @@ func TestMemoryLimit(t *testing.T) {
 	const base = 100 << 20
 	var calls []int64
 	m := newMemoryLimit(base, nil, time.Hour, func(l int64) int64 { calls = append(calls, l); return 0 }, nil)
+	calls = nil
 	for _, tt := range []struct {
 		live uint64
 		want []int64 // set calls made by this step
 	}{
 		{10 << 20, nil},
-		{base, nil},                        // fits: the limit holds
-		{base + 1, []int64{math.MaxInt64}}, // outgrown: lifted
-		{300 << 20, nil},
-		{base, nil},                 // still lifted: no flapping around base
-		{base / 2, nil},             // not under half yet
-		{base/2 - 1, []int64{base}}, // restored
-		{base/2 - 1, nil},
-		{base + 1, []int64{math.MaxInt64}},
+		{base * 4 / 5, nil},               // a quarter of headroom under the limit: it holds
+		{base, []int64{base * 5 / 4}},     // outgrown: the limit follows the live heap
+		{base, nil},                       // no change, no call
+		{300 << 20, []int64{375 << 20}},   // up
+		{200 << 20, []int64{250 << 20}},   // and down with it
+		{base*4/5 + 4, []int64{base + 5}}, // just over the base still
+		{base*4/5 - 4, []int64{base}},     // restored, never below the base
+		{10 << 20, nil},
+		{math.MaxUint64, []int64{math.MaxInt64}}, // no overflow
 	} {
 		calls = nil
 		m.step(tt.live)
