@@ -1014,18 +1014,23 @@ func (s *shard) collect(dst []Change) []Change {
 		s.changes = s.changes[:0]
 	}
 	now := s.clock.Now().UnixNano()
+	var arena []int64 // the times of the OpMatches changes
 	for fi, c := range s.counters {
 		if len(c.dirty) == 0 {
 			continue
 		}
 		f := s.filters[fi]
+		if arena == nil {
+			arena = make([]int64, 0, s.backlogLocked())
+		}
 		c.takeDirty(now, func(key string, rewrite bool, times []int64) {
 			values := decodeKey(strings.Clone(key), len(f.patterns))
 			if rewrite {
 				dst = append(dst, Change{Op: OpClear, Filter: f.ref, Key: values})
 			}
-			for _, t := range times {
-				dst = append(dst, Change{Op: OpMatch, Filter: f.ref, Key: values, Time: time.Unix(0, t)})
+			if len(times) > 0 {
+				arena = append(arena, times...) // times is the counter's: copied
+				dst = append(dst, Change{Op: OpMatches, Filter: f.ref, Key: values, Times: arena[len(arena)-len(times) : len(arena) : len(arena)]})
 			}
 		})
 	}

@@ -84,6 +84,10 @@ func (m *MemStore) apply(c *Change) {
 	switch c.Op {
 	case OpMatch:
 		f.matches[key] = append(f.matches[key], c.Time)
+	case OpMatches:
+		for _, t := range c.Times {
+			f.matches[key] = append(f.matches[key], time.Unix(0, t))
+		}
 	case OpClear:
 		delete(f.matches, key)
 	case OpPending:

@@ -37,6 +37,7 @@ const (
 	OpPending               // action Action of Key is due at Due (trigger at Time)
 	OpDone                  // the pending action Action of Key, due at Due, ran or was cancelled
 	OpDrop                  // forget everything of Filter
+	OpMatches               // matches of Key at each of Times
 )
 
 // Change is one state change of one filter.
@@ -47,6 +48,7 @@ type Change struct {
 	Time   time.Time
 	Action string
 	Due    time.Time
+	Times  []int64 // OpMatches: the times of the matches, Unix nanoseconds, in order
 }
 
 // State is what a Store holds: for each filter, the matches still kept and

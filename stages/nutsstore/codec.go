@@ -117,6 +117,11 @@ func appendTime(b []byte, t time.Time) []byte {
 	if !t.IsZero() {
 		n = t.UnixNano()
 	}
+	return appendUnixNano(b, n)
+}
+
+// appendUnixNano is appendTime of time.Unix(0, n), a time that is not zero.
+func appendUnixNano(b []byte, n int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(n)^(1<<63))
 }
 

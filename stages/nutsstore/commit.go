@@ -57,6 +57,10 @@ func planChanges(changes []stages.Change) *plan {
 		switch c.Op {
 		case stages.OpMatch:
 			k.times = appendTime(k.times, c.Time)
+		case stages.OpMatches:
+			for _, t := range c.Times {
+				k.times = appendUnixNano(k.times, t)
+			}
 		case stages.OpClear:
 			k.clear, k.times = true, k.times[:0]
 		case stages.OpPending, stages.OpDone:

@@ -261,8 +261,14 @@ func differential(t *testing.T, opts Options, keys int) {
 			at := time.Duration(rng.IntN(1000)) * time.Second
 			due := time.Duration(rng.IntN(3)) * time.Hour
 			switch r := rng.IntN(100); {
-			case r < 50:
+			case r < 35:
 				b = append(b, match(f, at, key...))
+			case r < 50: // several times at once, as the shards hand them over
+				var ns []int64
+				for k := range 1 + rng.IntN(4) {
+					ns = append(ns, t0.Add(at+time.Duration(k)*time.Second).UnixNano())
+				}
+				b = append(b, stages.Change{Op: stages.OpMatches, Filter: f, Key: key, Times: ns})
 			case r < 65:
 				b = append(b, clearKey(f, key...))
 			case r < 82:
