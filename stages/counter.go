@@ -1005,7 +1005,8 @@ func (s *shard) backlogLocked() int {
 func (s *shard) collect(dst []Change) []Change {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dst = slices.Grow(dst, s.backlogLocked())
+	backlog := s.backlogLocked()
+	dst = slices.Grow(dst, backlog)
 	dst = append(dst, s.changes...)
 	if cap(s.changes) > 2*journalFlushAt {
 		s.changes = nil
@@ -1014,15 +1015,12 @@ func (s *shard) collect(dst []Change) []Change {
 		s.changes = s.changes[:0]
 	}
 	now := s.clock.Now().UnixNano()
-	var arena []int64 // the times of the OpMatches changes
+	arena := make([]int64, 0, backlog) // the times of the OpMatches changes
 	for fi, c := range s.counters {
 		if len(c.dirty) == 0 {
 			continue
 		}
 		f := s.filters[fi]
-		if arena == nil {
-			arena = make([]int64, 0, s.backlogLocked())
-		}
 		c.takeDirty(now, func(key string, rewrite bool, times []int64) {
 			values := decodeKey(strings.Clone(key), len(f.patterns))
 			if rewrite {

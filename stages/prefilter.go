@@ -56,13 +56,12 @@ type rareGroup struct {
 }
 
 type rareMember struct {
-	bit uint64 // 1 << its index in wide
-	off int    // offset of the rare byte in lit
-	lit []byte
+	bit uint64     // 1 << its index in wide
+	f   *rx.Finder // the literal's, in finders
 }
 
-// Above this many distinct literals, a bytes.Contains per literal costs
-// more than one skipping scan for all of them.
+// Above this many distinct literals, a search per literal costs more
+// than one skipping scan for all of them.
 const maxLoopLiterals = 8
 
 // NewPrefilter compiles a stream's prefilter.
@@ -134,13 +133,13 @@ func NewPrefilter(p *graph.Prefilter) *Prefilter {
 			pf.narrow = append(pf.narrow, i)
 			continue
 		}
-		rare, off := pf.finders[i].Rare()
+		rare, _ := pf.finders[i].Rare()
 		g := slices.IndexFunc(pf.groups, func(g rareGroup) bool { return g.rare == rare })
 		if g < 0 {
 			g = len(pf.groups)
 			pf.groups = append(pf.groups, rareGroup{rare: rare})
 		}
-		pf.groups[g].members = append(pf.groups[g].members, rareMember{bit: 1 << len(pf.wide), off: off, lit: pf.lits[i]})
+		pf.groups[g].members = append(pf.groups[g].members, rareMember{bit: 1 << len(pf.wide), f: &pf.finders[i]})
 		pf.wide = append(pf.wide, i)
 	}
 	pf.lineFree = len(pf.narrow) == 0 && pf.skip == nil && !slices.ContainsFunc(pf.always, func(w uint64) bool { return w != 0 })
@@ -192,15 +191,6 @@ func (p *Prefilter) scanBatch(b *Batch, found []uint64) []uint64 {
 	n := len(b.Lines)
 	found = slices.Grow(found[:0], n)[:n]
 	clear(found)
-	if len(p.wide) == 0 {
-		return found
-	}
-	if len(b.offs) != n {
-		for k, line := range b.Lines {
-			found[k] = p.findWide(line)
-		}
-		return found
-	}
 	buf, offs := b.data(), b.offs
 	for _, g := range p.groups {
 		hits, k := 0, 0
@@ -219,8 +209,10 @@ func (p *Prefilter) scanBatch(b *Batch, found []uint64) []uint64 {
 				break
 			}
 			for _, m := range g.members {
-				start := h - m.off
-				if start < 0 || start+len(m.lit) > len(buf) || string(buf[start:start+len(m.lit)]) != string(m.lit) {
+				lit := m.f.Literal()
+				_, off := m.f.Rare()
+				start := h - off
+				if start < 0 || start+len(lit) > len(buf) || string(buf[start:start+len(lit)]) != string(lit) {
 					continue
 				}
 				// The line the occurrence starts in (occurrences come in
@@ -232,7 +224,7 @@ func (p *Prefilter) scanBatch(b *Batch, found []uint64) []uint64 {
 				for k > 0 && int(offs[k]) > start {
 					k--
 				}
-				if int(offs[k]) <= start && start+len(m.lit) <= int(offs[k])+len(b.Lines[k]) {
+				if int(offs[k]) <= start && start+len(lit) <= int(offs[k])+len(b.Lines[k]) {
 					found[k] |= m.bit
 				}
 			}
@@ -244,9 +236,8 @@ func (p *Prefilter) scanBatch(b *Batch, found []uint64) []uint64 {
 // scanLines is scanBatch for group g, line by line.
 func (p *Prefilter) scanLines(b *Batch, g rareGroup, found []uint64) {
 	for _, m := range g.members {
-		f := rx.NewFinder(m.lit) // rare: no need to keep one per literal
 		for k, line := range b.Lines {
-			if f.Index(line) >= 0 {
+			if m.f.Index(line) >= 0 {
 				found[k] |= m.bit
 			}
 		}
