@@ -5,13 +5,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"reaction/compile"
 	"reaction/graph"
 )
 
@@ -194,8 +191,7 @@ func BenchmarkBatchHop(b *testing.B) {
 // graph/rx and with the standard library's regexp alone. One op is one
 // candidate line.
 func BenchmarkExtractCandidates(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "r.yml")
-	if err := os.WriteFile(path, []byte(`
+	g := compileYAML(b, `
 patterns:
   ip:
     type: ip
@@ -210,16 +206,10 @@ streams:
           - 'Invalid user .* from <ip>'
           - 'banner exchange: Connection from <ip> port [0-9]*: invalid format'
         actions: {ban: {cmd: ['true']}}
-`), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	res, err := compile.Load(path)
-	if err != nil {
-		b.Fatal(err)
-	}
+`)
 	var x *graph.Extract
 	var pf *Prefilter
-	for _, n := range res.Graph.Nodes {
+	for _, n := range g.Nodes {
 		switch {
 		case n.Extract != nil:
 			x = n.Extract

@@ -184,8 +184,7 @@ func manyFilters(n int) *graph.Prefilter {
 // A filter's regexes are tried only when the prefilter saw one of their
 // own literals in the line; that must never change what Match finds.
 func TestCandidateRegexesAgreeWithMatch(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "r.yml")
-	if err := os.WriteFile(path, []byte(`
+	g := compileYAML(t, `
 patterns:
   ip:
     type: ip
@@ -206,16 +205,10 @@ streams:
           - '.<ip> x'
           - 'ssh2 <ip>'
         actions: {ban: {cmd: ['true']}}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	res, err := compile.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	var pg *graph.Prefilter
 	extracts := map[string]*graph.Extract{}
-	for _, n := range res.Graph.Nodes {
+	for _, n := range g.Nodes {
 		switch {
 		case n.Prefilter != nil:
 			pg = n.Prefilter
@@ -327,4 +320,19 @@ func TestScanBatchAgreesWithLines(t *testing.T) {
 	if checked < 1000 {
 		t.Fatalf("only %d lines held a literal: the test proves little", checked)
 	}
+}
+
+// compileYAML compiles a configuration given as YAML, as `reaction start`
+// would.
+func compileYAML(tb testing.TB, yaml string) *graph.Graph {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "reaction.yml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	res, err := compile.Load(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res.Graph
 }
