@@ -41,8 +41,11 @@ type Counter struct {
 	times    []int64     // slab: the match times of entries[i] are times[i*slab : i*slab+n], ascending
 	over     []overTimes // a large retry: the times of the entries with more than slab of them (entryOver)
 	overFree []int32     // free slots of over
-	keys     []byte      // arena of key bytes
-	dead     int         // arena bytes of removed keys
+	keys     [][]byte    // arena of short keys, in chunks of keyChunk bytes
+	arena    int         // arena bytes spent, dead ones included
+	dead     int         // arena bytes of removed keys, and chunk tails left unused
+	big      [][]byte    // keys longer than maxArenaKey, by counterEntry.off (klen bigKey)
+	bigFree  []uint32    // free slots of big
 	table    []uint64    // slots: hash<<32 | entry index+1, 0 when empty; len is a power of two
 	live     int
 	head     int32 // most recently matched; -1 when empty
@@ -65,11 +68,14 @@ type Counter struct {
 
 // The key's hash is not kept: the table's slot holds it for probing, and
 // the rare walks that need it (rehash, remove) hash the key again, which
-// keeps an entry at 24 bytes.
+// keeps an entry at 16 bytes. So does n in a byte: the slab holds at most
+// maxSlab times, and an entry whose times are kept apart (entryOver) has
+// them in a slice of their own, whose length counts them.
 type counterEntry struct {
-	off, klen  uint32 // key bytes in the arena
+	off        uint32 // key: chunk<<16 | position in the arena, or index in big (klen bigKey)
 	prev, next int32
-	n          int32 // match times in use
+	klen       uint16
+	n          uint8 // match times in the slab (0 with entryOver)
 	flags      uint8
 }
 
@@ -94,6 +100,18 @@ type overTimes struct {
 }
 
 const minTable = 8
+
+// The key arena is cut in chunks that a key never spans, so that it grows
+// by one chunk and never copies the keys it holds; a chunk is addressed by
+// 16 bits of counterEntry.off and a position by the other 16. A key longer
+// than maxArenaKey (attackers write the log lines: keys may be long) gets
+// an allocation of its own in big instead, so that a chunk wastes at most
+// a sixteenth of itself at its end.
+const (
+	keyChunk    = 1 << 16
+	maxArenaKey = keyChunk / 16
+	bigKey      = 1<<16 - 1 // counterEntry.klen of a key in big
+)
 
 // maxSlab is the largest retry-1 whose match times are preallocated in the
 // slab. A larger retry (a filter meant to count for a long time, or never
@@ -145,7 +163,6 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 	now := t.UnixNano()
 	c.expire(now, 2) // amortized: memory follows live keys even without sweeps
 	i := c.touch(key)
-	e := &c.entries[i]
 	ts := c.timesOf(i)
 	cut := now - c.period
 	k := 0
@@ -153,14 +170,9 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 		k++
 	}
 	if k > 0 {
-		copy(ts, ts[k:])
-		e.n -= int32(k)
-		ts = ts[:e.n]
-		if e.flags&entryOver != 0 {
-			c.over[c.times[int(i)*c.slab]].stale += int32(k) // as prune; inlined, Add is the hot path
-		}
+		ts = c.prune(i, ts, k)
 	}
-	if int(e.n)+1 >= c.retry {
+	if len(ts)+1 >= c.retry {
 		c.remove(i)
 		return true
 	}
@@ -178,15 +190,18 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 	return false
 }
 
-// prune drops the k oldest match times of entry i and returns those left.
-func (c *Counter) prune(i int32, k int) []int64 {
-	ts := c.timesOf(i)
+// prune drops the k oldest of ts, the match times of entry i, and returns
+// those left.
+func (c *Counter) prune(i int32, ts []int64, k int) []int64 {
 	copy(ts, ts[k:])
-	c.entries[i].n -= int32(k)
+	ts = ts[:len(ts)-k]
 	if o := c.overOf(i); o != nil {
+		o.ts = ts
 		o.stale += int32(k)
+	} else {
+		c.entries[i].n = uint8(len(ts))
 	}
-	return ts[:len(ts)-k]
+	return ts
 }
 
 // markDirty records a match of entry i at now for the next takeDirty.
@@ -244,9 +259,9 @@ func (c *Counter) takeDirty(now int64, f func(key string, rewrite bool, times []
 		ts := c.timesOf(i)
 		if len(ts) > 0 && ts[0] < cut {
 			k, _ := slices.BinarySearch(ts, cut)
-			ts = c.prune(i, k)
+			ts = c.prune(i, ts, k)
 		}
-		key := bytesString(c.keys[e.off : e.off+e.klen])
+		key := bytesString(c.keyBytes(e))
 		o := c.overOf(i)
 		if o == nil || e.flags&entryStored == 0 || int(o.stale) > len(ts) {
 			f(key, true, ts)
@@ -403,9 +418,69 @@ func (c *Counter) Len() int { return c.live }
 // Evictions returns how many keys were evicted to respect the cap.
 func (c *Counter) Evictions() uint64 { return c.evictions }
 
-func (c *Counter) keyOf(i int32) string {
-	e := &c.entries[i]
-	return string(c.keys[e.off : e.off+e.klen])
+func (c *Counter) keyOf(i int32) string { return string(c.keyBytes(&c.entries[i])) }
+
+func (c *Counter) keyBytes(e *counterEntry) []byte {
+	if e.klen == bigKey {
+		return c.big[e.off]
+	}
+	p := e.off & (keyChunk - 1)
+	return c.keys[e.off>>16][p : p+uint32(e.klen)]
+}
+
+// storeKey copies key into the arena, or into big when it is long, and
+// returns where it is, as counterEntry.off and klen.
+func (c *Counter) storeKey(key string) (off uint32, klen uint16) {
+	if len(key) > maxArenaKey {
+		b := []byte(key)
+		if n := len(c.bigFree); n > 0 {
+			off, c.bigFree = c.bigFree[n-1], c.bigFree[:n-1]
+			c.big[off] = b
+		} else {
+			off = uint32(len(c.big))
+			c.big = append(c.big, b)
+		}
+		return off, bigKey
+	}
+	if n := len(c.keys); n > 0 && len(c.keys[n-1])+len(key) > keyChunk {
+		c.dead += keyChunk - len(c.keys[n-1]) // the tail the key does not fit in
+		c.arena += keyChunk - len(c.keys[n-1])
+		if n == keyChunk {
+			// 4 GiB of short keys, at least a million of them per chunk
+			// of the table: memory ran out long before.
+			panic("stages: counter key arena past 4 GiB")
+		}
+	}
+	c.keys = appendChunk(c.keys, len(key), keyChunk)
+	last := c.keys[len(c.keys)-1]
+	p := len(last) - len(key)
+	copy(last[p:], key)
+	c.arena += len(key)
+	return uint32(len(c.keys)-1)<<16 | uint32(p), uint16(len(key))
+}
+
+// appendChunk makes cs k elements longer and returns it. The elements go
+// at the end of the last chunk, or of a new one when they would take it
+// past size elements, so that growing allocates one chunk and never holds
+// two copies of what is there. The first chunk grows by doubling up to
+// size, so that a counter of a few keys stays small.
+func appendChunk[T any](cs [][]T, k, size int) [][]T {
+	n := len(cs)
+	if n == 0 || len(cs[n-1])+k > size {
+		c := size
+		if n == 0 {
+			c = min(size, max(k, 16))
+		}
+		return append(cs, make([]T, k, c))
+	}
+	last := cs[n-1]
+	if len(last)+k > cap(last) {
+		grown := make([]T, len(last), min(size, max(2*cap(last), len(last)+k)))
+		copy(grown, last)
+		last = grown
+	}
+	cs[n-1] = last[:len(last)+k]
+	return cs
 }
 
 func (c *Counter) expire(now int64, limit int) int {
@@ -456,8 +531,7 @@ func (c *Counter) lookup(key string, h uint32) int32 {
 			continue
 		}
 		i := slotEntry(v)
-		e := &c.entries[i]
-		if string(c.keys[e.off:e.off+e.klen]) == key {
+		if bytesString(c.keyBytes(&c.entries[i])) == key {
 			return i
 		}
 	}
@@ -477,8 +551,8 @@ func (c *Counter) alloc(key string, h uint32) int32 {
 		c.entries = append(c.entries, counterEntry{})
 		c.times = append(c.times, make([]int64, c.slab)...)
 	}
-	c.entries[i] = counterEntry{off: uint32(len(c.keys)), klen: uint32(len(key)), prev: -1, next: -1}
-	c.keys = append(c.keys, key...)
+	off, klen := c.storeKey(key)
+	c.entries[i] = counterEntry{off: off, klen: klen, prev: -1, next: -1}
 	c.place(i, h)
 	c.live++
 	return i
@@ -513,7 +587,7 @@ func (c *Counter) remove(i int32) {
 	// Find the slot, empty it, then shift back the entries after it that
 	// may not be reachable anymore (no tombstones).
 	mask := len(c.table) - 1
-	h := hashKey(bytesString(c.keys[e.off : e.off+e.klen]))
+	h := hashKey(bytesString(c.keyBytes(e)))
 	s := int(h) & mask
 	for c.table[s] != slot(h, i) {
 		s = (s + 1) & mask
@@ -527,14 +601,19 @@ func (c *Counter) remove(i int32) {
 			s = j
 		}
 	}
-	c.dead += int(e.klen)
+	if e.klen == bigKey {
+		c.big[e.off] = nil
+		c.bigFree = append(c.bigFree, e.off)
+	} else {
+		c.dead += int(e.klen)
+	}
 	c.forgotStored = e.flags&entryStored != 0
 	if e.flags&entryDirty != 0 {
 		c.ndirty-- // its index stays listed, unmarked: see markDirty
 		if e.flags&entryOver == 0 {
 			c.backlog -= c.slab + 1
 		} else {
-			c.backlog = max(0, c.backlog-c.slab-int(e.n)-1) // about what its matches added
+			c.backlog = max(0, c.backlog-c.slab-len(c.overOf(i).ts)-1) // about what its matches added
 		}
 	}
 	if e.flags&entryOver != 0 {
@@ -545,24 +624,21 @@ func (c *Counter) remove(i int32) {
 	*e = counterEntry{prev: -1, next: c.free}
 	c.free = i
 	c.live--
-	if c.dead > 64<<10 && c.dead*2 > len(c.keys) {
+	if c.dead > 64<<10 && c.dead*2 > c.arena {
 		c.compactKeys()
 	}
 }
 
 // compactKeys rewrites the arena with the live keys only.
 func (c *Counter) compactKeys() {
-	// Room for more new keys than live ones: the next compaction comes
-	// once as many bytes as are live now are dead, before the room is full.
-	live := len(c.keys) - c.dead
-	keys := make([]byte, 0, 2*live+live/4)
+	old := c.keys
+	c.keys, c.arena, c.dead = nil, 0, 0
 	for i := c.head; i >= 0; i = c.entries[i].next {
-		e := &c.entries[i]
-		off := len(keys)
-		keys = append(keys, c.keys[e.off:e.off+e.klen]...)
-		e.off = uint32(off)
+		if e := &c.entries[i]; e.klen != bigKey {
+			p := e.off & (keyChunk - 1)
+			e.off, _ = c.storeKey(bytesString(old[e.off>>16][p : p+uint32(e.klen)]))
+		}
 	}
-	c.keys, c.dead = keys, 0
 }
 
 func (c *Counter) unlink(i int32) {
@@ -605,17 +681,17 @@ func (c *Counter) compact() {
 	c.times = make([]int64, 0, old.live*c.slab)
 	c.over, c.overFree = nil, nil
 	c.dirty = nil
-	c.keys = make([]byte, 0, len(old.keys)-old.dead)
-	c.dead, c.live = 0, 0
+	c.keys, c.arena, c.dead = nil, 0, 0
+	c.big, c.bigFree = nil, nil
+	c.live = 0
 	c.head, c.tail, c.free = -1, -1, -1
 	for i := old.tail; i >= 0; i = old.entries[i].prev {
 		e := old.entries[i]
-		key := bytesString(old.keys[e.off : e.off+e.klen])
+		key := bytesString(old.keyBytes(&e))
 		j := c.alloc(key, hashKey(key))
 		if o := old.overOf(i); o != nil {
 			c.spill(j)
 			*c.overOf(j) = *o
-			c.entries[j].n = e.n
 		} else {
 			c.setTimes(j, old.timesOf(i))
 		}
@@ -632,7 +708,7 @@ func (c *Counter) timesOf(i int32) []int64 {
 	e := &c.entries[i]
 	b := int(i) * c.slab
 	if e.flags&entryOver != 0 {
-		return c.over[c.times[b]].ts[:e.n]
+		return c.over[c.times[b]].ts
 	}
 	return c.times[b : b+int(e.n) : b+c.slab]
 }
@@ -666,6 +742,7 @@ func (c *Counter) spill(i int32) *overTimes {
 	}
 	c.times[b] = int64(x)
 	e.flags |= entryOver
+	e.n = 0
 	return o
 }
 
@@ -675,17 +752,15 @@ func (c *Counter) spill(i int32) *overTimes {
 func (c *Counter) extend(i int32, ts []int64) []int64 {
 	e := &c.entries[i]
 	if e.flags&entryOver == 0 && len(ts) < c.slab {
-		ts = ts[:len(ts)+1]
-	} else {
-		o := c.overOf(i)
-		if o == nil {
-			o = c.spill(i)
-		}
-		ts = append(o.ts[:e.n], 0)
-		o.ts = ts
+		e.n++
+		return ts[:len(ts)+1]
 	}
-	e.n++
-	return ts
+	o := c.overOf(i)
+	if o == nil {
+		o = c.spill(i)
+	}
+	o.ts = append(o.ts, 0)
+	return o.ts
 }
 
 // setTimes replaces the match times of entry i with ts (ascending, at most
@@ -699,6 +774,6 @@ func (c *Counter) setTimes(i int32, ts []int64) {
 		*o = overTimes{ts: append(o.ts[:0], ts...)}
 	} else {
 		copy(c.times[int(i)*c.slab:], ts)
+		c.entries[i].n = uint8(len(ts))
 	}
-	c.entries[i].n = int32(len(ts))
 }

@@ -235,38 +235,66 @@ func (m *counterModel) forget(key string) {
 
 func TestCounterDifferential(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, cfg := range []struct{ retry, max, keys, ops int }{{4, 50, 200, 200_000}, {2, 7, 20, 50_000}, {6, 1000, 3000, 30_000}, {3, 1, 5, 10_000}, {maxSlab + 8, 30, 60, 100_000}} {
-		c := NewCounter(cfg.retry, 1000*time.Hour, cfg.max)
-		m := &counterModel{retry: cfg.retry, max: cfg.max, times: map[string][]int64{}}
-		now := tStart
-		for op := range cfg.ops {
-			now = now.Add(time.Duration(r.IntN(1000)))
-			key := fmt.Sprint(r.IntN(cfg.keys))
-			if r.IntN(20) == 0 {
-				if got, want := c.Forget(key), m.times[key] != nil; got != want {
-					t.Fatalf("%+v op %d: Forget(%s) = %v, want %v", cfg, op, key, got, want)
+	for _, dc := range []diffCase{{4, 50, 200, 200_000}, {2, 7, 20, 50_000}, {6, 1000, 3000, 30_000}, {3, 1, 5, 10_000}, {maxSlab + 8, 30, 60, 100_000}} {
+		for _, track := range []bool{false, true} {
+			c := NewCounter(dc.retry, 1000*time.Hour, dc.max)
+			c.track = track
+			checkDifferential(t, c, dc, func(n int) string { return fmt.Sprint(n) }, r)
+		}
+	}
+}
+
+// diffCase is a run of random operations on a Counter and on counterModel:
+// ops among keys distinct keys, with retry and a cap of max keys.
+type diffCase struct{ retry, max, keys, ops int }
+
+// checkDifferential runs dc on c (made with dc's retry and max, and a
+// period that nothing outlives) and fails at the first difference; key
+// names key n. With c.track set, it takes the dirty keys now and then: a
+// key handed over must have the model's times (rewrite), or their newest
+// (append).
+func checkDifferential(t *testing.T, c *Counter, dc diffCase, key func(int) string, r *rand.Rand) {
+	t.Helper()
+	m := &counterModel{retry: dc.retry, max: dc.max, times: map[string][]int64{}}
+	now := tStart
+	for op := range dc.ops {
+		now = now.Add(time.Duration(r.IntN(1000)))
+		k := key(r.IntN(dc.keys))
+		switch {
+		case r.IntN(20) == 0:
+			if got, want := c.Forget(k), m.times[k] != nil; got != want {
+				t.Fatalf("%+v op %d: Forget(%.20q) = %v, want %v", dc, op, k, got, want)
+			}
+			m.forget(k)
+			continue
+		case c.track && r.IntN(100) == 0:
+			c.takeDirty(now.UnixNano(), func(k string, rewrite bool, times []int64) {
+				want := m.times[k]
+				if !rewrite && len(times) <= len(want) {
+					want = want[len(want)-len(times):]
 				}
-				m.forget(key)
-				continue
-			}
-			if got, want := c.Add(key, now), m.add(key, now.UnixNano()); got != want {
-				t.Fatalf("%+v op %d: Add(%s) = %v, want %v", cfg, op, key, got, want)
-			}
-			if c.Len() != len(m.lru) {
-				t.Fatalf("%+v op %d: Len %d, want %d", cfg, op, c.Len(), len(m.lru))
-			}
+				if !slices.Equal(times, want) {
+					t.Fatalf("%+v op %d: %.20q handed over with %v (rewrite %v), want %v", dc, op, k, times, rewrite, want)
+				}
+			})
 		}
-		var order []string
-		c.Each(now, func(key string, n int) {
-			order = append(order, key)
-			if n != len(m.times[key]) {
-				t.Fatalf("%+v: %s counts %d, want %d", cfg, key, n, len(m.times[key]))
-			}
-		})
-		slices.Reverse(order)
-		if !slices.Equal(order, m.lru) {
-			t.Fatalf("%+v: LRU order differs", cfg)
+		if got, want := c.Add(k, now), m.add(k, now.UnixNano()); got != want {
+			t.Fatalf("%+v op %d: Add(%.20q) = %v, want %v", dc, op, k, got, want)
 		}
+		if c.Len() != len(m.lru) {
+			t.Fatalf("%+v op %d: Len %d, want %d", dc, op, c.Len(), len(m.lru))
+		}
+	}
+	var order []string
+	c.Each(now, func(k string, n int) {
+		order = append(order, k)
+		if n != len(m.times[k]) {
+			t.Fatalf("%+v: %.20q counts %d, want %d", dc, k, n, len(m.times[k]))
+		}
+	})
+	slices.Reverse(order)
+	if !slices.Equal(order, m.lru) {
+		t.Fatalf("%+v: LRU order differs", dc)
 	}
 }
 
@@ -315,33 +343,36 @@ func TestCounterLargeRetry(t *testing.T) {
 // TestCounterFloodMemory: a million distinct keys stay within a budget,
 // with a small retry and with one never reached (the times of a key past
 // spillAt of them get a slice of their own: here, every eighth key has
-// three matches).
+// three matches), with and without dirty marks (a shard with a journal).
 func TestCounterFloodMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates a million keys")
 	}
 	for _, retry := range []int{3, 1_000_000_000} {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		c := NewCounter(retry, time.Hour, 0)
-		var buf []byte
-		for i := range 1_000_000 {
-			buf = appendKey(buf[:0], []string{fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)})
-			c.Add(bytesString(buf), tStart)
-			if retry > 3 && i%8 == 0 {
+		for _, track := range []bool{false, true} {
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			c := NewCounter(retry, time.Hour, 0)
+			c.track = track
+			var buf []byte
+			for i := range 1_000_000 {
+				buf = appendKey(buf[:0], []string{fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255)})
 				c.Add(bytesString(buf), tStart)
-				c.Add(bytesString(buf), tStart)
+				if retry > 3 && i%8 == 0 {
+					c.Add(bytesString(buf), tStart)
+					c.Add(bytesString(buf), tStart)
+				}
 			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			perKey := float64(after.HeapAlloc-before.HeapAlloc) / 1e6
+			t.Logf("1M keys (retry %d, track %v): %.1f bytes per key", retry, track, perKey)
+			if perKey > 100 {
+				t.Errorf("retry %d, track %v: %.1f bytes per key, want ≤ 100", retry, track, perKey)
+			}
+			runtime.KeepAlive(c)
 		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		perKey := float64(after.HeapAlloc-before.HeapAlloc) / 1e6
-		t.Logf("1M keys (retry %d): %.0f bytes per key", retry, perKey)
-		if perKey > 100 {
-			t.Errorf("retry %d: %.0f bytes per key, want ≤ 100", retry, perKey)
-		}
-		runtime.KeepAlive(c)
 	}
 }
 
