@@ -1,6 +1,7 @@
 package stages
 
 import (
+	"math/bits"
 	"slices"
 	"time"
 
@@ -46,7 +47,11 @@ type Counter struct {
 	dead     int         // arena bytes of removed keys, and chunk tails left unused
 	big      [][]byte    // keys longer than maxArenaKey, by counterEntry.off (klen bigKey)
 	bigFree  []uint32    // free slots of big
-	table    []uint64    // slots: hash<<32 | entry index+1, 0 when empty; len is a power of two
+	table    []uint32    // slots (see setTable), 0 when empty; len is a power of two
+	tbits    uint        // log2 len(table)
+	dispMax  uint32      // the largest displacement a slot holds
+	tagMask  uint32      // the bits of a slot that hold bits of the key's hash
+	slotBits uint        // 32; tests lower it to run out of tag and displacement bits with few keys
 	live     int
 	head     int32 // most recently matched; -1 when empty
 	tail     int32 // least recently matched
@@ -130,25 +135,50 @@ const (
 // no older than period, tracking at most maxKeys keys (≤ 0: unlimited).
 // With retry ≤ 1 every match triggers and nothing is tracked.
 func NewCounter(retry int, period time.Duration, maxKeys int) *Counter {
-	c := &Counter{retry: retry, period: int64(period), max: maxKeys, head: -1, tail: -1, free: -1}
+	c := &Counter{retry: retry, period: int64(period), max: maxKeys, head: -1, tail: -1, free: -1, slotBits: 32}
 	if retry > 1 {
 		c.stride = retry - 1
 		c.slab = c.stride
 		if c.stride > maxSlab {
 			c.slab = spillAt
 		}
-		c.table = newTable(minTable)
+		c.setTable(minTable)
 	}
 	return c
 }
 
-func newTable(n int) []uint64 { return make([]uint64, n) }
+// setTable replaces the table with an empty one of n slots (a power of
+// two). A slot is 4 bytes: from the low bits, the entry's index+1 (log2 n
+// bits: the table is more than 5/8 larger than the entries), its
+// displacement from its home slot (3 bits), then hash bits (the high
+// half of the hash, as the low half picks the home slot) so that a probe
+// rarely touches an entry. A bigger table leaves fewer bits for the rest:
+// a displacement that does not fit is saturated, and the key's hash tells
+// the real one (removal, rarely); with no hash bits left, every probe
+// compares keys. Slower, never wrong.
+func (c *Counter) setTable(n int) {
+	tb := uint(bits.TrailingZeros(uint(n)))
+	if tb > c.slotBits {
+		panic("stages: counter table past the bits of a slot")
+	}
+	c.table = make([]uint32, n)
+	c.tbits = tb
+	c.dispMax = uint32(min(7, 1<<(c.slotBits-tb)-1))
+	c.tagMask = ^uint32(0) << (tb + 3) & (^uint32(0) >> (32 - c.slotBits))
+}
 
-func slot(h uint32, i int32) uint64 { return uint64(h)<<32 | uint64(uint32(i)+1) }
+// slot is the table's slot for entry i, whose key hashes to h, d slots
+// after its home.
+func (c *Counter) slot(i int32, h uint64, d int) uint32 {
+	return uint32(i+1) | min(uint32(d), c.dispMax)<<c.tbits | uint32(h>>32)&c.tagMask
+}
 
-func slotEntry(s uint64) int32 { return int32(uint32(s)) - 1 }
+// slotEntry returns the entry of the slot v (not empty).
+func (c *Counter) slotEntry(v uint32) int32 { return int32(v&uint32(len(c.table)-1)) - 1 }
 
-func hashKey(key string) uint32 { return uint32(xxhash.Sum64String(key)) }
+func hashKey(key string) uint64 { return xxhash.Sum64String(key) }
+
+func (c *Counter) hashOf(i int32) uint64 { return hashKey(bytesString(c.keyBytes(&c.entries[i]))) }
 
 // Add counts a match of key at t and reports whether the key triggered:
 // its matches inside the window reached retry. A triggered key's matches
@@ -520,17 +550,18 @@ func (c *Counter) evict() {
 }
 
 // lookup returns the entry of key, or -1.
-func (c *Counter) lookup(key string, h uint32) int32 {
+func (c *Counter) lookup(key string, h uint64) int32 {
 	mask := len(c.table) - 1
+	tag := uint32(h>>32) & c.tagMask
 	for s := int(h) & mask; ; s = (s + 1) & mask {
 		v := c.table[s]
 		if v == 0 {
 			return -1
 		}
-		if uint32(v>>32) != h {
+		if v&c.tagMask != tag {
 			continue
 		}
-		i := slotEntry(v)
+		i := int32(v&uint32(mask)) - 1
 		if bytesString(c.keyBytes(&c.entries[i])) == key {
 			return i
 		}
@@ -538,7 +569,7 @@ func (c *Counter) lookup(key string, h uint32) int32 {
 }
 
 // alloc creates the entry of a new key (not linked in the LRU list).
-func (c *Counter) alloc(key string, h uint32) int32 {
+func (c *Counter) alloc(key string, h uint64) int32 {
 	if (c.live+1)*8 > len(c.table)*5 {
 		c.rehash(len(c.table) * 2)
 	}
@@ -560,22 +591,22 @@ func (c *Counter) alloc(key string, h uint32) int32 {
 
 // place puts entry i, whose key hashes to h, in the first free slot of its
 // probe sequence.
-func (c *Counter) place(i int32, h uint32) {
+func (c *Counter) place(i int32, h uint64) {
 	mask := len(c.table) - 1
-	s := int(h) & mask
+	home := int(h) & mask
+	s := home
 	for c.table[s] != 0 {
 		s = (s + 1) & mask
 	}
-	c.table[s] = slot(h, i)
+	c.table[s] = c.slot(i, h, (s-home)&mask)
 }
 
+// rehash replaces the table with one of n slots. A slot holds too few bits
+// of the hash to place its entry again: the keys are hashed again.
 func (c *Counter) rehash(n int) {
-	old := c.table
-	c.table = newTable(n)
-	for _, v := range old { // each slot holds its entry's hash
-		if v != 0 {
-			c.place(slotEntry(v), uint32(v>>32))
-		}
+	c.setTable(n)
+	for i := c.head; i >= 0; i = c.entries[i].next {
+		c.place(i, c.hashOf(i))
 	}
 }
 
@@ -587,17 +618,22 @@ func (c *Counter) remove(i int32) {
 	// Find the slot, empty it, then shift back the entries after it that
 	// may not be reachable anymore (no tombstones).
 	mask := len(c.table) - 1
-	h := hashKey(bytesString(c.keyBytes(e)))
-	s := int(h) & mask
-	for c.table[s] != slot(h, i) {
+	s := int(c.hashOf(i)) & mask
+	for c.slotEntry(c.table[s]) != i {
 		s = (s + 1) & mask
 	}
 	c.table[s] = 0
 	for j := (s + 1) & mask; c.table[j] != 0; j = (j + 1) & mask {
-		home := int(c.table[j]>>32) & mask
-		// The entry at j stays unless its home lies cyclically in (s, j].
-		if s <= j && (home <= s || home > j) || s > j && home <= s && home > j {
-			c.table[s], c.table[j] = c.table[j], 0
+		v := c.table[j]
+		d := int(v >> c.tbits & c.dispMax)
+		if d == int(c.dispMax) { // saturated
+			d = (j - int(c.hashOf(c.slotEntry(v)))) & mask
+		}
+		// The entry at j stays unless its home lies cyclically in (s, j],
+		// that is, unless it is fewer than j-s slots from home.
+		if gap := (j - s) & mask; d >= gap {
+			c.table[s] = v&^(c.dispMax<<c.tbits) | min(uint32(d-gap), c.dispMax)<<c.tbits
+			c.table[j] = 0
 			s = j
 		}
 	}
@@ -676,7 +712,7 @@ func (c *Counter) compact() {
 	for size*5 < old.live*8+8 {
 		size *= 2
 	}
-	c.table = newTable(size)
+	c.setTable(size)
 	c.entries = make([]counterEntry, 0, old.live)
 	c.times = make([]int64, 0, old.live*c.slab)
 	c.over, c.overFree = nil, nil

@@ -42,3 +42,28 @@ func eachOf(c *Counter, now time.Time) []string {
 	c.Each(now, func(key string, n int) { out = append(out, fmt.Sprint(key, n)) })
 	return out
 }
+
+// A table too large for the spare bits of a slot loses its hash bits, then
+// displacement bits, and stays right: with slots of 12 bits, a table of
+// 512 slots has no hash bits left, and one of 4,096 no displacement.
+func TestCounterSlotBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, tc := range []struct {
+		dc      diffCase
+		dispMax uint32
+	}{
+		{diffCase{4, 300, 600, 20_000}, 7},
+		{diffCase{4, 600, 1200, 30_000}, 3},
+		{diffCase{maxSlab + 8, 1200, 2400, 40_000}, 1},
+		{diffCase{4, 2500, 5000, 60_000}, 0},
+	} {
+		c := NewCounter(tc.dc.retry, 1000*time.Hour, tc.dc.max)
+		c.slotBits = 12
+		c.setTable(minTable)
+		c.track = true
+		checkDifferential(t, c, tc.dc, func(n int) string { return fmt.Sprint(n) }, r)
+		if c.tagMask != 0 || c.dispMax != tc.dispMax {
+			t.Fatalf("%+v: table of %d slots: hash bits %#x, displacement up to %d, want none and %d", tc.dc, len(c.table), c.tagMask, c.dispMax, tc.dispMax)
+		}
+	}
+}
