@@ -16,21 +16,27 @@ import (
 // The number of keys is capped: a new key beyond the cap evicts the key
 // matched least recently, and the eviction is counted.
 //
-// Layout, because a flood of distinct values must stay cheap (about 60
-// bytes per key with retry 3, a handful of allocations in all, nothing for
+// Layout, because a flood of distinct values must stay cheap (besides
+// the key's own bytes, about 43 bytes per key with retry 3: an entry of
+// 16, two times of 8, 8 of table at a million keys, the slack of growing
+// slices; 52 with a large retry when every eighth key has a third match;
+// few allocations, nothing for
 // the GC to scan): entries and their match times live in flat slices
-// linked by index in least-recently-matched order; key bytes live in one
-// arena; an open-addressing table (linear probing, backward-shift
+// linked by index in least-recently-matched order; key bytes live in an
+// arena of 64 KiB chunks, which grows by one chunk and copies none; an
+// open-addressing table of 4-byte slots (linear probing, backward-shift
 // deletion, at most 5/8 full) maps a key's hash to its entry, and keeps
-// the hash in the slot so that a probe rarely touches an entry. Slabs, arena and table are
-// rebuilt smaller when most keys are gone, so memory follows live keys.
+// bits of the hash in the slot so that a probe rarely touches an entry.
+// Slabs, arena and table are rebuilt smaller when most keys are gone, so
+// memory follows live keys.
 //
 // Write-behind (a shard with a journal sets track): a key whose matches
 // changed since they were last handed to the journal is marked dirty, and
 // takeDirty hands over each dirty key once, however many matches it had,
 // in what the store's record of the key must become. A counted match
 // costs a flag test (with a large retry, also its time kept apart until
-// it is handed over); memory follows the dirty keys, not the matches.
+// it is handed over); memory follows the dirty keys, not the matches, and
+// under a flood of new keys not even them (see listDirty).
 type Counter struct {
 	retry  int
 	period int64 // nanoseconds
@@ -39,19 +45,21 @@ type Counter struct {
 	slab   int // match times per entry in the slab: stride, or spillAt for a large retry
 
 	entries  []counterEntry
-	times    []int64     // slab: the match times of entries[i] are times[i*slab : i*slab+n], ascending
-	over     []overTimes // a large retry: the times of the entries with more than slab of them (entryOver)
-	overFree []int32     // free slots of over
-	keys     [][]byte    // arena of short keys, in chunks of keyChunk bytes
-	arena    int         // arena bytes spent, dead ones included
-	dead     int         // arena bytes of removed keys, and chunk tails left unused
-	big      [][]byte    // keys longer than maxArenaKey, by counterEntry.off (klen bigKey)
-	bigFree  []uint32    // free slots of big
-	table    []uint32    // slots (see setTable), 0 when empty; len is a power of two
-	tbits    uint        // log2 len(table)
-	dispMax  uint32      // the largest displacement a slot holds
-	tagMask  uint32      // the bits of a slot that hold bits of the key's hash
-	slotBits uint        // 32; tests lower it to run out of tag and displacement bits with few keys
+	times    []int64       // slab: the match times of entry i, ascending, are its slabOf[:n]
+	nent     int32         // entries made: live ones and the free list
+	over     [][]overTimes // a large retry: the times of the entries with more than slab of them (entryOver), in chunks
+	nover    int32         // slots of over made
+	overFree []int32       // free slots of over
+	keys     [][]byte      // arena of short keys, in chunks of keyChunk bytes
+	arena    int           // arena bytes spent, dead ones included
+	dead     int           // arena bytes of removed keys, and chunk tails left unused
+	big      [][]byte      // keys longer than maxArenaKey, by counterEntry.off (klen bigKey)
+	bigFree  []uint32      // free slots of big
+	table    []uint32      // slots (see setTable), 0 when empty; len is a power of two
+	tbits    uint          // log2 len(table)
+	dispMax  uint32        // the largest displacement a slot holds
+	tagMask  uint32        // the bits of a slot that hold bits of the key's hash
+	slotBits uint          // 32; tests lower it to run out of tag and displacement bits with few keys
 	live     int
 	head     int32 // most recently matched; -1 when empty
 	tail     int32 // least recently matched
@@ -60,7 +68,8 @@ type Counter struct {
 	evictions uint64
 
 	track        bool    // mark the keys whose matches change dirty, for takeDirty
-	dirty        []int32 // dirty entries, with stale and repeated indices (see markDirty)
+	dirty        []int32 // dirty entries, with stale and repeated indices (see listDirty)
+	dirtyAll     bool    // the dirty list stopped growing: takeDirty walks every entry (see listDirty)
 	ndirty       int     // entries marked dirty
 	backlog      int     // about how many changes the next takeDirty gives (more, seldom less)
 	forgotStored bool    // the key removed last had a record in the store
@@ -88,21 +97,44 @@ const (
 	entryDirty  = 1 << iota // matches changed since takeDirty last handed the key over
 	entryStored             // the store has a record of the key's matches, or will once what was handed over is committed
 	entryListed             // scratch of compactDirty
-	entryOver               // the times are in over[times[i*slab]], not in the slab
+	entryOver               // the times are in overAt(slabOf(i)[0]), not in the slab
 )
+
+// over is cut in chunks of chunkLen slots, so that growing allocates one
+// chunk and copies none, and never holds two copies of a large array at
+// once.
+const (
+	chunkBits = 12
+	chunkLen  = 1 << chunkBits
+)
+
+func (c *Counter) entry(i int32) *counterEntry { return &c.entries[i] }
+
+// slabOf returns the slots of the slab for the times of entry i.
+func (c *Counter) slabOf(i int32) []int64 {
+	b := int(i) * c.slab
+	return c.times[b : b+c.slab : b+c.slab]
+}
+
+func (c *Counter) overAt(x int64) *overTimes { return &c.over[x>>chunkBits][x&(chunkLen-1)] }
 
 // overTimes are the match times of a key with more times than the slab
 // holds (a counter with a large retry: entryOver). When
 // the key has a record in the store, the record is appended to rather
 // than rewritten (a large retry means many times per key): fresh are the
-// times not handed over yet, stale how many times handed over are no
-// longer in ts (slid out of the window); the record is rewritten when they
-// outnumber the live times, so that it stays within twice their size.
+// times not handed over yet, stale (see staleOf) how many times handed
+// over are no longer in ts (slid out of the window); the record is
+// rewritten when they outnumber the live times, so that it stays within
+// twice their size.
 type overTimes struct {
 	ts    []int64 // ascending
 	fresh []int64
-	stale int32
 }
+
+// staleOf points at stale (see overTimes) of entry i, whose times are in
+// over: its slab holds the slot of over, then stale (spillAt ≥ 2), which
+// keeps over's slots at 48 bytes.
+func (c *Counter) staleOf(i int32) *int64 { return &c.slabOf(i)[1] }
 
 const minTable = 8
 
@@ -128,7 +160,7 @@ const (
 // key when every key had its own slices, 75 with spillAt 2).
 const (
 	maxSlab = 32
-	spillAt = 2
+	spillAt = 2 // at least 2: see staleOf
 )
 
 // NewCounter returns a counter that triggers when a key has retry matches
@@ -178,7 +210,7 @@ func (c *Counter) slotEntry(v uint32) int32 { return int32(v&uint32(len(c.table)
 
 func hashKey(key string) uint64 { return xxhash.Sum64String(key) }
 
-func (c *Counter) hashOf(i int32) uint64 { return hashKey(bytesString(c.keyBytes(&c.entries[i]))) }
+func (c *Counter) hashOf(i int32) uint64 { return hashKey(bytesString(c.keyBytes(c.entry(i)))) }
 
 // Add counts a match of key at t and reports whether the key triggered:
 // its matches inside the window reached retry. A triggered key's matches
@@ -206,8 +238,13 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 		c.remove(i)
 		return true
 	}
+	if e := c.entry(i); e.flags&entryOver == 0 && len(ts) < c.slab {
+		e.n++
+		ts = ts[:len(ts)+1]
+	} else {
+		ts = c.extendOver(i)
+	}
 	// Keep times sorted; out-of-order matches (a restored or late line) are rare.
-	ts = c.extend(i, ts)
 	j := len(ts) - 1
 	for j > 0 && ts[j-1] > now {
 		ts[j] = ts[j-1]
@@ -227,16 +264,16 @@ func (c *Counter) prune(i int32, ts []int64, k int) []int64 {
 	ts = ts[:len(ts)-k]
 	if o := c.overOf(i); o != nil {
 		o.ts = ts
-		o.stale += int32(k)
+		*c.staleOf(i) += int64(k)
 	} else {
-		c.entries[i].n = uint8(len(ts))
+		c.entry(i).n = uint8(len(ts))
 	}
 	return ts
 }
 
 // markDirty records a match of entry i at now for the next takeDirty.
 func (c *Counter) markDirty(i int32, now int64) {
-	e := &c.entries[i]
+	e := c.entry(i)
 	if o := c.overOf(i); o != nil {
 		c.backlog++ // a time appended, or one more to rewrite
 		if e.flags&entryStored != 0 {
@@ -246,29 +283,45 @@ func (c *Counter) markDirty(i int32, now int64) {
 	if e.flags&entryDirty != 0 {
 		return
 	}
-	// remove leaves its entry listed (it only clears the flag), and the
-	// index may come back for another key: the list is compacted when
-	// most of it is stale, so that it stays within twice the dirty keys.
+	e.flags |= entryDirty
+	c.ndirty++
+	c.backlog += c.slab + 1 // OpClear and at most slab times
+	c.listDirty(i)
+}
+
+// listDirty adds entry i, just marked dirty, to the dirty list. remove
+// leaves its entry listed (it only clears the flag), and the index may
+// come back for another key: the list is compacted when most of it is
+// stale, so that it stays within twice the dirty keys. A list longer than
+// a sixteenth of the entries stops growing (a flood of new keys): the
+// next takeDirty walks every entry, which costs less than what it hands
+// over, and the list would have cost 4 bytes per key. The list is never
+// empty then, for a shard skips a counter with an empty list.
+func (c *Counter) listDirty(i int32) {
+	if c.dirtyAll {
+		return
+	}
 	if len(c.dirty) >= 2*c.ndirty+64 {
 		c.compactDirty()
 	}
-	e.flags |= entryDirty
-	c.ndirty++
+	if len(c.dirty) >= max(1024, int(c.nent)/16) {
+		c.dirtyAll = true
+		return
+	}
 	c.dirty = append(c.dirty, i)
-	c.backlog += c.slab + 1 // OpClear and at most slab times
 }
 
 // compactDirty drops the stale and repeated indices of the dirty list.
 func (c *Counter) compactDirty() {
 	kept := c.dirty[:0]
 	for _, i := range c.dirty {
-		if e := &c.entries[i]; e.flags&(entryDirty|entryListed) == entryDirty {
+		if e := c.entry(i); e.flags&(entryDirty|entryListed) == entryDirty {
 			e.flags |= entryListed
 			kept = append(kept, i)
 		}
 	}
 	for _, i := range kept {
-		c.entries[i].flags &^= entryListed
+		c.entry(i).flags &^= entryListed
 	}
 	c.dirty = kept
 }
@@ -280,39 +333,17 @@ func (c *Counter) compactDirty() {
 // counter, nor keep key or times.
 func (c *Counter) takeDirty(now int64, f func(key string, rewrite bool, times []int64)) {
 	cut := now - c.period
-	for _, i := range c.dirty {
-		e := &c.entries[i]
-		if e.flags&entryDirty == 0 {
-			continue
+	if c.dirtyAll {
+		for i := range c.nent {
+			c.take(i, cut, f)
 		}
-		e.flags &^= entryDirty
-		ts := c.timesOf(i)
-		if len(ts) > 0 && ts[0] < cut {
-			k, _ := slices.BinarySearch(ts, cut)
-			ts = c.prune(i, ts, k)
+	} else {
+		for _, i := range c.dirty {
+			c.take(i, cut, f)
 		}
-		key := bytesString(c.keyBytes(e))
-		o := c.overOf(i)
-		if o == nil || e.flags&entryStored == 0 || int(o.stale) > len(ts) {
-			f(key, true, ts)
-			if len(ts) > 0 {
-				e.flags |= entryStored
-			} else {
-				e.flags &^= entryStored
-			}
-			if o != nil {
-				o.fresh, o.stale = o.fresh[:0], 0
-			}
-			continue
-		}
-		fresh := slices.DeleteFunc(o.fresh, func(t int64) bool { return t < cut })
-		if len(fresh) > 0 {
-			slices.Sort(fresh)
-			f(key, false, fresh)
-		}
-		o.fresh = fresh[:0]
 	}
 	c.ndirty, c.backlog = 0, 0
+	c.dirtyAll = false
 	if cap(c.dirty) > 2*c.live+1024 {
 		c.dirty = nil // a flood of keys went by: do not keep its list
 	} else {
@@ -320,13 +351,49 @@ func (c *Counter) takeDirty(now int64, f func(key string, rewrite bool, times []
 	}
 }
 
+// take hands entry i over to f if it is dirty: see takeDirty.
+func (c *Counter) take(i int32, cut int64, f func(key string, rewrite bool, times []int64)) {
+	e := c.entry(i)
+	if e.flags&entryDirty == 0 {
+		return
+	}
+	e.flags &^= entryDirty
+	ts := c.timesOf(i)
+	if len(ts) > 0 && ts[0] < cut {
+		k, _ := slices.BinarySearch(ts, cut)
+		ts = c.prune(i, ts, k)
+	}
+	key := bytesString(c.keyBytes(e))
+	o := c.overOf(i)
+	if o == nil || e.flags&entryStored == 0 || *c.staleOf(i) > int64(len(ts)) {
+		f(key, true, ts)
+		if len(ts) > 0 {
+			e.flags |= entryStored
+		} else {
+			e.flags &^= entryStored
+		}
+		if o != nil {
+			o.fresh, *c.staleOf(i) = o.fresh[:0], 0
+		}
+		return
+	}
+	fresh := slices.DeleteFunc(o.fresh, func(t int64) bool { return t < cut })
+	if len(fresh) > 0 {
+		slices.Sort(fresh)
+		f(key, false, fresh)
+	}
+	o.fresh = fresh[:0]
+}
+
 // touch returns key's entry, made the most recently matched, creating it
 // (and evicting the oldest key when at the cap) if needed.
 func (c *Counter) touch(key string) int32 {
 	h := hashKey(key)
 	if i := c.lookup(key, h); i >= 0 {
-		c.unlink(i)
-		c.pushFront(i)
+		if i != c.head {
+			c.unlink(i)
+			c.pushFront(i)
+		}
 		return i
 	}
 	if c.max > 0 && c.live >= c.max {
@@ -361,7 +428,7 @@ func (c *Counter) Restore(key string, times []time.Time, now time.Time) int {
 	}
 	i := c.touch(key)
 	c.setTimes(i, kept)
-	c.entries[i].flags |= entryStored
+	c.entry(i).flags |= entryStored
 	return len(kept)
 }
 
@@ -391,7 +458,7 @@ func (c *Counter) count(i int32, now int64) int {
 // the most recently matched to the least. f must not change the counter.
 func (c *Counter) Each(now time.Time, f func(key string, count int)) {
 	ns := now.UnixNano()
-	for i := c.head; i >= 0; i = c.entries[i].next {
+	for i := c.head; i >= 0; i = c.entry(i).next {
 		if n := c.count(i, ns); n > 0 {
 			f(c.keyOf(i), n)
 		}
@@ -436,7 +503,7 @@ func (c *Counter) Expire(now time.Time) int {
 		return 0
 	}
 	n := c.expire(now.UnixNano(), -1)
-	if len(c.entries) > 1024 && c.live*4 < len(c.entries) {
+	if c.nent > 1024 && c.live*4 < int(c.nent) {
 		c.compact()
 	}
 	return n
@@ -448,7 +515,7 @@ func (c *Counter) Len() int { return c.live }
 // Evictions returns how many keys were evicted to respect the cap.
 func (c *Counter) Evictions() uint64 { return c.evictions }
 
-func (c *Counter) keyOf(i int32) string { return string(c.keyBytes(&c.entries[i])) }
+func (c *Counter) keyOf(i int32) string { return string(c.keyBytes(c.entry(i))) }
 
 func (c *Counter) keyBytes(e *counterEntry) []byte {
 	if e.klen == bigKey {
@@ -461,6 +528,20 @@ func (c *Counter) keyBytes(e *counterEntry) []byte {
 // storeKey copies key into the arena, or into big when it is long, and
 // returns where it is, as counterEntry.off and klen.
 func (c *Counter) storeKey(key string) (off uint32, klen uint16) {
+	if n := len(c.keys); n > 0 && len(key) <= maxArenaKey {
+		// No chunk has room past keyChunk: a key that fits goes at the end.
+		if last := c.keys[n-1]; len(last)+len(key) <= cap(last) {
+			c.keys[n-1] = append(last, key...)
+			c.arena += len(key)
+			return uint32(n-1)<<16 | uint32(len(last)), uint16(len(key))
+		}
+	}
+	return c.storeKeyApart(key)
+}
+
+// storeKeyApart is storeKey for a key that needs room: big, a larger
+// first chunk, or a new chunk.
+func (c *Counter) storeKeyApart(key string) (off uint32, klen uint16) {
 	if len(key) > maxArenaKey {
 		b := []byte(key)
 		if n := len(c.bigFree); n > 0 {
@@ -495,6 +576,14 @@ func (c *Counter) storeKey(key string) (off uint32, klen uint16) {
 // two copies of what is there. The first chunk grows by doubling up to
 // size, so that a counter of a few keys stays small.
 func appendChunk[T any](cs [][]T, k, size int) [][]T {
+	if n := len(cs); n > 0 && len(cs[n-1])+k <= cap(cs[n-1]) { // no chunk has room past size
+		cs[n-1] = cs[n-1][:len(cs[n-1])+k]
+		return cs
+	}
+	return growChunk(cs, k, size)
+}
+
+func growChunk[T any](cs [][]T, k, size int) [][]T {
 	n := len(cs)
 	if n == 0 || len(cs[n-1])+k > size {
 		c := size
@@ -562,7 +651,7 @@ func (c *Counter) lookup(key string, h uint64) int32 {
 			continue
 		}
 		i := int32(v&uint32(mask)) - 1
-		if bytesString(c.keyBytes(&c.entries[i])) == key {
+		if bytesString(c.keyBytes(c.entry(i))) == key {
 			return i
 		}
 	}
@@ -576,14 +665,15 @@ func (c *Counter) alloc(key string, h uint64) int32 {
 	var i int32
 	if c.free >= 0 {
 		i = c.free
-		c.free = c.entries[i].next
+		c.free = c.entry(i).next
 	} else {
-		i = int32(len(c.entries))
+		i = c.nent
+		c.nent++
 		c.entries = append(c.entries, counterEntry{})
 		c.times = append(c.times, make([]int64, c.slab)...)
 	}
 	off, klen := c.storeKey(key)
-	c.entries[i] = counterEntry{off: off, klen: klen, prev: -1, next: -1}
+	*c.entry(i) = counterEntry{off: off, klen: klen, prev: -1, next: -1}
 	c.place(i, h)
 	c.live++
 	return i
@@ -605,7 +695,7 @@ func (c *Counter) place(i int32, h uint64) {
 // of the hash to place its entry again: the keys are hashed again.
 func (c *Counter) rehash(n int) {
 	c.setTable(n)
-	for i := c.head; i >= 0; i = c.entries[i].next {
+	for i := c.head; i >= 0; i = c.entry(i).next {
 		c.place(i, c.hashOf(i))
 	}
 }
@@ -614,7 +704,7 @@ func (c *Counter) rehash(n int) {
 // the free list.
 func (c *Counter) remove(i int32) {
 	c.unlink(i)
-	e := &c.entries[i]
+	e := c.entry(i)
 	// Find the slot, empty it, then shift back the entries after it that
 	// may not be reachable anymore (no tombstones).
 	mask := len(c.table) - 1
@@ -653,8 +743,8 @@ func (c *Counter) remove(i int32) {
 		}
 	}
 	if e.flags&entryOver != 0 {
-		x := c.times[int(i)*c.slab]
-		c.over[x] = overTimes{}
+		x := c.slabOf(i)[0]
+		*c.overAt(x) = overTimes{}
 		c.overFree = append(c.overFree, int32(x))
 	}
 	*e = counterEntry{prev: -1, next: c.free}
@@ -668,9 +758,13 @@ func (c *Counter) remove(i int32) {
 // compactKeys rewrites the arena with the live keys only.
 func (c *Counter) compactKeys() {
 	old := c.keys
-	c.keys, c.arena, c.dead = nil, 0, 0
-	for i := c.head; i >= 0; i = c.entries[i].next {
-		if e := &c.entries[i]; e.klen != bigKey {
+	// Room for more new keys than live ones: the next compaction comes
+	// once as many bytes as are live now are dead.
+	live := c.arena - c.dead
+	c.keys = [][]byte{make([]byte, 0, min(keyChunk, 2*live+live/4))}
+	c.arena, c.dead = 0, 0
+	for i := c.head; i >= 0; i = c.entry(i).next {
+		if e := c.entry(i); e.klen != bigKey {
 			p := e.off & (keyChunk - 1)
 			e.off, _ = c.storeKey(bytesString(old[e.off>>16][p : p+uint32(e.klen)]))
 		}
@@ -678,25 +772,26 @@ func (c *Counter) compactKeys() {
 }
 
 func (c *Counter) unlink(i int32) {
-	e := &c.entries[i]
-	if e.prev >= 0 {
-		c.entries[e.prev].next = e.next
+	e := c.entry(i)
+	p, n := e.prev, e.next
+	if p >= 0 {
+		c.entry(p).next = n
 	} else if c.head == i {
-		c.head = e.next
+		c.head = n
 	}
-	if e.next >= 0 {
-		c.entries[e.next].prev = e.prev
+	if n >= 0 {
+		c.entry(n).prev = p
 	} else if c.tail == i {
-		c.tail = e.prev
+		c.tail = p
 	}
 	e.prev, e.next = -1, -1
 }
 
 func (c *Counter) pushFront(i int32) {
-	e := &c.entries[i]
+	e := c.entry(i)
 	e.prev, e.next = -1, c.head
 	if c.head >= 0 {
-		c.entries[c.head].prev = i
+		c.entry(c.head).prev = i
 	}
 	c.head = i
 	if c.tail < 0 {
@@ -713,27 +808,27 @@ func (c *Counter) compact() {
 		size *= 2
 	}
 	c.setTable(size)
-	c.entries = make([]counterEntry, 0, old.live)
-	c.times = make([]int64, 0, old.live*c.slab)
-	c.over, c.overFree = nil, nil
-	c.dirty = nil
+	c.entries, c.times, c.nent = nil, nil, 0
+	c.over, c.nover, c.overFree = nil, 0, nil
+	c.dirty, c.dirtyAll = nil, false
 	c.keys, c.arena, c.dead = nil, 0, 0
 	c.big, c.bigFree = nil, nil
 	c.live = 0
 	c.head, c.tail, c.free = -1, -1, -1
-	for i := old.tail; i >= 0; i = old.entries[i].prev {
-		e := old.entries[i]
+	for i := old.tail; i >= 0; i = old.entry(i).prev {
+		e := *old.entry(i)
 		key := bytesString(old.keyBytes(&e))
 		j := c.alloc(key, hashKey(key))
 		if o := old.overOf(i); o != nil {
 			c.spill(j)
 			*c.overOf(j) = *o
+			*c.staleOf(j) = *old.staleOf(i)
 		} else {
 			c.setTimes(j, old.timesOf(i))
 		}
-		c.entries[j].flags = e.flags
+		c.entry(j).flags = e.flags
 		if e.flags&entryDirty != 0 {
-			c.dirty = append(c.dirty, j)
+			c.listDirty(j)
 		}
 		c.pushFront(j)
 	}
@@ -741,21 +836,21 @@ func (c *Counter) compact() {
 
 // timesOf returns the match times of entry i, oldest first.
 func (c *Counter) timesOf(i int32) []int64 {
-	e := &c.entries[i]
-	b := int(i) * c.slab
+	e := c.entry(i)
+	s := c.times[int(i)*c.slab:]
 	if e.flags&entryOver != 0 {
-		return c.over[c.times[b]].ts
+		return c.overAt(s[0]).ts
 	}
-	return c.times[b : b+int(e.n) : b+c.slab]
+	return s[:e.n:c.slab]
 }
 
 // overOf returns the times of entry i kept apart, or nil when they are in
 // the slab.
 func (c *Counter) overOf(i int32) *overTimes {
-	if c.entries[i].flags&entryOver == 0 {
+	if c.entry(i).flags&entryOver == 0 {
 		return nil
 	}
-	return &c.over[c.times[int(i)*c.slab]]
+	return c.overAt(c.slabOf(i)[0])
 }
 
 // spill moves the times of entry i from the slab to a slot of over. If
@@ -766,31 +861,27 @@ func (c *Counter) spill(i int32) *overTimes {
 	if n := len(c.overFree); n > 0 {
 		x, c.overFree = c.overFree[n-1], c.overFree[:n-1]
 	} else {
-		x = int32(len(c.over))
-		c.over = append(c.over, overTimes{})
+		x = c.nover
+		c.nover++
+		c.over = appendChunk(c.over, 1, chunkLen)
 	}
-	e := &c.entries[i]
-	b := int(i) * c.slab
-	o := &c.over[x]
-	o.ts = append(make([]int64, 0, 2*c.slab), c.times[b:b+int(e.n)]...)
+	e := c.entry(i)
+	b := c.slabOf(i)
+	o := c.overAt(int64(x))
+	o.ts = append(make([]int64, 0, c.slab+1), b[:e.n]...)
+	b[0], b[1] = int64(x), 0
 	if e.flags&entryStored != 0 {
-		o.stale = 1 << 30
+		b[1] = 1 << 30 // stale
 	}
-	c.times[b] = int64(x)
 	e.flags |= entryOver
 	e.n = 0
 	return o
 }
 
-// extend returns ts, the times of entry i, one longer (the new last
-// element is for the caller to set) and counts it in the entry. The entry
-// holds fewer than stride times.
-func (c *Counter) extend(i int32, ts []int64) []int64 {
-	e := &c.entries[i]
-	if e.flags&entryOver == 0 && len(ts) < c.slab {
-		e.n++
-		return ts[:len(ts)+1]
-	}
+// extendOver returns ts, the times of entry i, one longer (the new last
+// element is for the caller to set), when they are kept apart or are to
+// be (the slab is full). The entry holds fewer than stride times.
+func (c *Counter) extendOver(i int32) []int64 {
 	o := c.overOf(i)
 	if o == nil {
 		o = c.spill(i)
@@ -808,8 +899,9 @@ func (c *Counter) setTimes(i int32, ts []int64) {
 	}
 	if o != nil {
 		*o = overTimes{ts: append(o.ts[:0], ts...)}
+		*c.staleOf(i) = 0
 	} else {
-		copy(c.times[int(i)*c.slab:], ts)
-		c.entries[i].n = uint8(len(ts))
+		copy(c.slabOf(i), ts)
+		c.entry(i).n = uint8(len(ts))
 	}
 }

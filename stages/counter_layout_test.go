@@ -67,3 +67,106 @@ func TestCounterSlotBits(t *testing.T) {
 		}
 	}
 }
+
+// over and the key arena are cut in chunks: none grows past its size
+// (growing never copies a large array), and keys, times and spilled times
+// read back right on both sides of chunk boundaries, and after compaction.
+func TestCounterChunks(t *testing.T) {
+	const n = 3*chunkLen + 100
+	for _, retry := range []int{4, 1_000_000_000} {
+		c := NewCounter(retry, time.Hour, 0)
+		want := map[string]int{}
+		for k := range n {
+			key := fmt.Sprint("key", k)
+			for m := range k%3 + 1 {
+				c.Add(key, tStart.Add(time.Duration(k*3+m)))
+			}
+			want[key] = k%3 + 1
+		}
+		check := func(when string) {
+			t.Helper()
+			now := tStart.Add(time.Minute)
+			for key, m := range want {
+				var k int
+				fmt.Sscanf(key, "key%d", &k)
+				got := c.Times(key, now)
+				if len(got) != m || m > 0 && !got[0].Equal(tStart.Add(time.Duration(k*3))) {
+					t.Fatalf("retry %d, %s: %s has times %v, want %d from %d ns", retry, when, key, got, m, k*3)
+				}
+			}
+			checkChunks(t, c.over, chunkLen, 0)
+			checkChunks(t, c.keys, keyChunk, maxArenaKey)
+		}
+		check("filled")
+		if retry > maxSlab && len(c.over) != 2 {
+			t.Fatalf("retry %d: %d chunks of over", retry, len(c.over))
+		}
+		for k := range n {
+			if k%5 != 0 {
+				key := fmt.Sprint("key", k)
+				c.Forget(key)
+				want[key] = 0
+			}
+		}
+		c.compact()
+		check("compacted")
+	}
+}
+
+// checkChunks fails unless cs holds chunks of at most size elements, all
+// but the first allocated whole, all but the last full (but for less than
+// slack at their end).
+func checkChunks[T any](t *testing.T, cs [][]T, size, slack int) {
+	t.Helper()
+	for i, ch := range cs {
+		if cap(ch) > size || i > 0 && cap(ch) != size || i < len(cs)-1 && len(ch) < size-slack {
+			t.Fatalf("chunk %d of %d (%T) holds %d of %d, size %d", i, len(cs), ch, len(ch), cap(ch), size)
+		}
+	}
+}
+
+// Under a flood of new dirty keys the dirty list stops growing: the next
+// takeDirty walks the entries and still hands each dirty key over once,
+// with its times, and none that went away; the list is never empty while
+// keys are dirty (a shard skips a counter whose list is empty).
+func TestCounterDirtyFlood(t *testing.T) {
+	for _, retry := range []int{3, 1_000_000_000} {
+		c := NewCounter(retry, time.Hour, 0)
+		c.track = true
+		const n = 50_000
+		want := map[string]string{}
+		for k := range n {
+			key := fmt.Sprint(k)
+			c.Add(key, tStart)
+			want[key] = "rewrite 1"
+			switch {
+			case k%7 == 0:
+				c.Forget(key)
+				delete(want, key)
+			case k%5 == 0:
+				c.Add(key, tStart)
+				want[key] = "rewrite 2"
+			}
+			if len(c.dirty) == 0 || len(c.dirty) > max(1024, int(c.nent)/16) {
+				t.Fatalf("retry %d, key %d: %d listed for %d entries", retry, k, len(c.dirty), c.nent)
+			}
+		}
+		if !c.dirtyAll {
+			t.Fatalf("retry %d: dirty list of %d for %d keys", retry, len(c.dirty), c.Len())
+		}
+		got := map[string]string{}
+		c.takeDirty(tStart.UnixNano(), func(key string, rewrite bool, times []int64) {
+			if _, dup := got[key]; dup || !rewrite {
+				t.Fatalf("retry %d: %s taken twice or appended to", retry, key)
+			}
+			got[key] = fmt.Sprint("rewrite ", len(times))
+		})
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("retry %d: took %d keys, want %d", retry, len(got), len(want))
+		}
+		c.Add("1", tStart)
+		if len(c.dirty) != 1 || c.dirtyAll {
+			t.Fatalf("retry %d: after takeDirty, one dirty key listed %d times (all %v)", retry, len(c.dirty), c.dirtyAll)
+		}
+	}
+}
