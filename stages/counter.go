@@ -328,8 +328,9 @@ func (c *Counter) compactDirty() {
 
 // takeDirty hands each dirty key over to f, once, and clears the marks.
 // f gets what the store's record of the key must become: with rewrite,
-// exactly times (none: no record); without, the record plus times. Times
-// older than the window at now are dropped first. f must not change the
+// exactly times (none: no record); without, the record plus times (a key
+// without a record yet is never rewritten). Times older than the window at
+// now are dropped first. f must not change the
 // counter, nor keep key or times.
 func (c *Counter) takeDirty(now int64, f func(key string, rewrite bool, times []int64)) {
 	cut := now - c.period
@@ -366,7 +367,9 @@ func (c *Counter) take(i int32, cut int64, f func(key string, rewrite bool, time
 	key := bytesString(c.keyBytes(e))
 	o := c.overOf(i)
 	if o == nil || e.flags&entryStored == 0 || *c.staleOf(i) > int64(len(ts)) {
-		f(key, true, ts)
+		// A key the store has no record of is appended to: there is
+		// nothing to replace (a flood of new keys needs no OpClear).
+		f(key, e.flags&entryStored != 0, ts)
 		if len(ts) > 0 {
 			e.flags |= entryStored
 		} else {

@@ -138,14 +138,14 @@ func TestCounterDirtyFlood(t *testing.T) {
 		for k := range n {
 			key := fmt.Sprint(k)
 			c.Add(key, tStart)
-			want[key] = "rewrite 1"
+			want[key] = "append 1"
 			switch {
 			case k%7 == 0:
 				c.Forget(key)
 				delete(want, key)
 			case k%5 == 0:
 				c.Add(key, tStart)
-				want[key] = "rewrite 2"
+				want[key] = "append 2"
 			}
 			if len(c.dirty) == 0 || len(c.dirty) > max(1024, int(c.nent)/16) {
 				t.Fatalf("retry %d, key %d: %d listed for %d entries", retry, k, len(c.dirty), c.nent)
@@ -156,10 +156,10 @@ func TestCounterDirtyFlood(t *testing.T) {
 		}
 		got := map[string]string{}
 		c.takeDirty(tStart.UnixNano(), func(key string, rewrite bool, times []int64) {
-			if _, dup := got[key]; dup || !rewrite {
-				t.Fatalf("retry %d: %s taken twice or appended to", retry, key)
+			if _, dup := got[key]; dup || rewrite {
+				t.Fatalf("retry %d: %s taken twice or rewritten (it has no record)", retry, key)
 			}
-			got[key] = fmt.Sprint("rewrite ", len(times))
+			got[key] = fmt.Sprint("append ", len(times))
 		})
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("retry %d: took %d keys, want %d", retry, len(got), len(want))

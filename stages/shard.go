@@ -310,7 +310,14 @@ func (s *shard) collect(dst []Change) []Change {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	backlog := s.backlogLocked()
-	dst = slices.Grow(dst, backlog)
+	n := len(s.changes)
+	for _, c := range s.counters {
+		n += 2 * c.ndirty // at most an OpClear and an OpMatches each
+	}
+	// The batch's array is kept for the next commit while a flood goes
+	// on (Journal.Sync): it is grown by what is handed over, not by the
+	// backlog, which counts every time a key may have.
+	dst = slices.Grow(dst, n)
 	dst = append(dst, s.changes...)
 	if cap(s.changes) > 2*journalFlushAt {
 		s.changes = nil
