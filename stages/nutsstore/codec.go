@@ -49,6 +49,9 @@ func appendValues(b []byte, values []string) []byte {
 // schema version.
 func hashKey(key string) uint64 { return xxhash.Sum64String(key) }
 
+// hashKeyBytes is hashKey of string(key).
+func hashKeyBytes(key []byte) uint64 { return xxhash.Sum64(key) }
+
 func filterKey(id uint32) []byte {
 	b := make([]byte, 0, filterKeySize)
 	b = append(b, schema...)

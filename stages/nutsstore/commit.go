@@ -87,7 +87,6 @@ type committer struct {
 	groups map[groupRef]*group // read (or created) by this commit
 	filter map[uint32]bool     // filters whose record is to write
 	read   int                 // bytes of the group records read
-	buf    []byte
 }
 
 // commit writes p: drops, the log record, the folds it owes, the groups and
@@ -221,8 +220,8 @@ func (c *committer) commit(p *plan) error {
 const minFolds = 16
 
 // maxFoldBytes bounds the bytes of group records that one commit reads to
-// fold them, and as much again to split groups: what it reads is held
-// decoded until the transaction is written. Under a flood of a million
+// fold them, and as much again to split groups: what it reads, and what it
+// writes, is held until the transaction is written. Under a flood of a million
 // new keys (BenchmarkFlood1M) the log still stays near its budget.
 const maxFoldBytes = 1 << 20
 
@@ -295,7 +294,7 @@ func (c *committer) get(g groupRef) (*group, error) {
 	if gr := c.groups[g]; gr != nil {
 		return gr, nil
 	}
-	gr := &group{entries: map[string]*entry{}}
+	gr := &group{}
 	c.groups[g] = gr
 	key := groupKey(g.id, g.group)
 	v, err := c.tx.Get(bucketState, key)
@@ -307,29 +306,31 @@ func (c *committer) get(g groupRef) (*group, error) {
 	}
 	gr.existed = true
 	c.read += len(v)
-	if err := decodeGroup(gr, v); err != nil {
-		// Load skips it too: it is rewritten with what the log says.
+	if gr.data, err = readGroup(v); err != nil {
+		// Load skips it too: it is rewritten with what the log says. Its
+		// keys stay counted: the filter is never taken for empty.
 		c.s.log.Warn("state: a group record not understood is overwritten", "record", fmt.Sprintf("%q", key), "error", err)
-		clear(gr.entries) // its keys stay counted: the filter is never taken for empty
 	}
 	return gr, nil
 }
 
-// fold applies the changes group g waits for.
+// fold applies the changes group g waits for, in one merge (mergeGroup).
 func (c *committer) fold(g groupRef) error {
 	gr, err := c.get(g)
 	if err != nil {
 		return err
 	}
 	f := c.s.table.byID[g.id]
-	var k keyPlan
-	for _, op := range c.s.wal.take(g) {
-		r := reader{b: op.enc()}
-		decodeOp(&r, &k)
-		if r.err != nil {
-			return fmt.Errorf("log record %d: %w", op.rec.seq, r.err)
+	if ops := c.s.wal.take(g); len(ops) > 0 {
+		size := len(gr.data) // and what each op adds, at most its own size
+		for _, op := range ops {
+			size += int(op.end - op.off)
 		}
-		gr.apply(&k, &f.counts)
+		data, err := mergeGroup(make([]byte, 0, size), gr.data, ops, &f.counts)
+		if err != nil {
+			return err
+		}
+		gr.data = data
 	}
 	gr.dirty = true
 	c.filter[g.id] = true
@@ -366,12 +367,14 @@ func (c *committer) split(f *filterMeta) error {
 		}
 	}
 	src, dst := c.groups[from], c.groups[to]
-	mask := uint64(1)<<(f.level+1) - 1
-	for k, e := range src.entries {
-		if hashKey(k)&mask == uint64(to.group) {
-			dst.entries[k] = e
-			delete(src.entries, k)
-		}
+	var move []byte
+	src.data, move = splitGroup(src.data, uint64(1)<<(f.level+1)-1, uint64(to.group))
+	if len(dst.data) == 0 {
+		dst.data = move
+	} else {
+		// to has a record that no key addressed (one this package never
+		// writes): its keys stay, but for those of from.
+		dst.data = unionGroups(dst.data, move)
 	}
 	f.split++
 	if f.split == 1<<f.level {
@@ -382,7 +385,7 @@ func (c *committer) split(f *filterMeta) error {
 
 func (c *committer) writeGroup(g groupRef, gr *group) error {
 	key := groupKey(g.id, g.group)
-	if len(gr.entries) == 0 {
+	if len(gr.data) == 0 {
 		if gr.existed {
 			if err := c.tx.Delete(bucketState, key); err != nil && !notFound(err) {
 				return err
@@ -390,8 +393,7 @@ func (c *committer) writeGroup(g groupRef, gr *group) error {
 		}
 		return nil
 	}
-	c.buf = encodeGroup(c.buf[:0], gr)
-	return c.tx.Put(bucketState, key, slices.Clone(c.buf), nutsdb.Persistent)
+	return c.tx.Put(bucketState, key, gr.data, nutsdb.Persistent)
 }
 
 // writeFilters writes the records of the filters this commit created or

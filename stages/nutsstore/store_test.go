@@ -343,14 +343,14 @@ func checkInvariants(t testing.TB, s *Store) map[stages.FilterRef]int {
 			if uint64(k.group) >= f.groups() {
 				return fmt.Errorf("group %d of %s beyond its %d groups", k.group, f.ref.Name, f.groups())
 			}
-			g := &group{entries: map[string]*entry{}}
-			if err := decodeGroup(g, values[i]); err != nil {
+			g, err := decodeMapGroup(values[i])
+			if err != nil {
 				return err
 			}
 			if len(g.entries) == 0 {
 				return fmt.Errorf("empty group %d of %s", k.group, f.ref.Name)
 			}
-			if enc := encodeGroup(nil, g); !bytes.Equal(enc, values[i]) {
+			if enc := g.encode(); !bytes.Equal(enc, values[i]) {
 				return fmt.Errorf("group %d of %s is not in canonical form", k.group, f.ref.Name)
 			}
 			groups[f.ref]++
