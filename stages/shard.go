@@ -3,6 +3,7 @@ package stages
 import (
 	"context"
 	"encoding/binary"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -16,20 +17,74 @@ import (
 // Keys. A key is the tuple of a filter's captured values, encoded without
 // ambiguity: each value is preceded by its length (uvarint), so that no
 // value content (not even NUL) can make two tuples collide.
+//
+// A value that is an IPv4 address written as dotted decimals (what the ip
+// pattern type gives) takes 6 bytes instead of up to 16: keyIPv4, then the
+// address's 4 bytes. The counter keeps every key it tracks, and most are
+// addresses: a million of them take 9 MB less. keyIPv4 is the uvarint 0
+// written on two bytes, which AppendUvarint never writes (it writes 0 as
+// one byte), so it cannot be taken for a length.
+const keyIPv4 = "\x80\x00"
 
 func appendKey(dst []byte, values []string) []byte {
 	for _, v := range values {
+		if a, ok := dottedQuad(v); ok {
+			dst = append(dst, keyIPv4...)
+			dst = append(dst, a[:]...)
+			continue
+		}
 		dst = binary.AppendUvarint(dst, uint64(len(v)))
 		dst = append(dst, v...)
 	}
 	return dst
 }
 
+// dottedQuad returns the address v is, when formatting it gives v back:
+// four decimal numbers up to 255, without leading zeros, between dots.
+func dottedQuad(v string) (a [4]byte, ok bool) {
+	if len(v) < len("0.0.0.0") || len(v) > len("255.255.255.255") {
+		return a, false
+	}
+	i := 0
+	for k := range 4 {
+		if k > 0 {
+			if v[i] != '.' {
+				return a, false
+			}
+			i++
+		}
+		start, n := i, 0
+		for i < len(v) && i-start < 3 && '0' <= v[i] && v[i] <= '9' {
+			n = n*10 + int(v[i]-'0')
+			i++
+		}
+		if i == start || n > 255 || v[start] == '0' && i-start > 1 || i == len(v) && k < 3 {
+			return a, false
+		}
+		a[k] = byte(n)
+	}
+	return a, i == len(v)
+}
+
 func encodeKey(values []string) string { return string(appendKey(nil, values)) }
 
-func decodeKey(key string, n int) []string {
+// decodeKey returns the n values of key; an address written in 4 bytes
+// is given back in dotted decimals, the other values alias key.
+func decodeKey(key string, n int) []string { return decodeKeyValues(key, n, false) }
+
+// decodeKeyCopy is decodeKey for a key that may change or go away: no
+// value aliases it.
+func decodeKeyCopy(key string, n int) []string { return decodeKeyValues(key, n, true) }
+
+func decodeKeyValues(key string, n int, copied bool) []string {
 	values := make([]string, 0, n)
 	for len(key) > 0 {
+		if len(key) >= len(keyIPv4)+4 && key[:len(keyIPv4)] == keyIPv4 {
+			a := key[len(keyIPv4) : len(keyIPv4)+4]
+			values = append(values, netip.AddrFrom4([4]byte{a[0], a[1], a[2], a[3]}).String())
+			key = key[len(keyIPv4)+4:]
+			continue
+		}
 		var l uint64
 		w := 0
 		for shift := 0; w < len(key); shift += 7 {
@@ -43,7 +98,11 @@ func decodeKey(key string, n int) []string {
 		if l > uint64(len(key)-w) {
 			break // cannot happen for keys made by appendKey
 		}
-		values = append(values, key[w:w+int(l)])
+		v := key[w : w+int(l)]
+		if copied {
+			v = strings.Clone(v)
+		}
+		values = append(values, v)
 		key = key[w+int(l):]
 	}
 	for len(values) < n {
@@ -241,7 +300,7 @@ func (s *shard) count(b *matchBatch, fired []trigger) []trigger {
 		case c.Add(bytesString(b.keys[m.off:m.end]), m.t):
 			st.triggers.Add(1)
 			f := s.filters[m.filter]
-			values := decodeKey(string(b.keys[m.off:m.end]), len(f.patterns))
+			values := decodeKeyCopy(bytesString(b.keys[m.off:m.end]), len(f.patterns))
 			if journal && c.stride > 0 && c.forgotStored {
 				s.changes = append(s.changes, Change{Op: OpClear, Filter: f.ref, Key: values})
 				s.touched = true
@@ -333,7 +392,7 @@ func (s *shard) collect(dst []Change) []Change {
 		}
 		f := s.filters[fi]
 		c.takeDirty(now, func(key string, rewrite bool, times []int64) {
-			values := decodeKey(strings.Clone(key), len(f.patterns))
+			values := decodeKeyCopy(key, len(f.patterns))
 			if rewrite {
 				dst = append(dst, Change{Op: OpClear, Filter: f.ref, Key: values})
 			}
