@@ -17,18 +17,19 @@ import (
 // matched least recently, and the eviction is counted.
 //
 // Layout, because a flood of distinct values must stay cheap (besides
-// the key's own bytes, about 43 bytes per key with retry 3: an entry of
-// 16, two times of 8, 8 of table at a million keys, the slack of growing
-// slices; 52 with a large retry when every eighth key has a third match;
-// few allocations, nothing for
-// the GC to scan): entries and their match times live in flat slices
-// linked by index in least-recently-matched order; key bytes live in an
-// arena of 64 KiB chunks, which grows by one chunk and copies none; an
-// open-addressing table of 4-byte slots (linear probing, backward-shift
-// deletion, at most 5/8 full) maps a key's hash to its entry, and keeps
-// bits of the hash in the slot so that a probe rarely touches an entry.
-// Slabs, arena and table are rebuilt smaller when most keys are gone, so
-// memory follows live keys.
+// the key's own bytes, about 41 bytes per key with retry 3: an entry of
+// 16, two times of 8, 8 of table at a million keys; 50 with a large
+// retry when every eighth key has a third match; few allocations,
+// nothing for the GC to scan): entries live in chunks of chunkLen, linked
+// by index in least-recently-matched order, and their match times in a
+// slab cut in chunks of the same entries; key bytes live in an arena of
+// 64 KiB chunks. Each of them grows by one chunk and copies none, so that
+// a flood of new keys never holds an old and a new copy of a large array
+// at once. An open-addressing table of 4-byte slots (linear probing,
+// backward-shift deletion, at most 5/8 full) maps a key's hash to its
+// entry, and keeps bits of the hash in the slot so that a probe rarely
+// touches an entry. Entries, slab, arena and table are rebuilt smaller
+// when most keys are gone, so memory follows live keys.
 //
 // Write-behind (a shard with a journal sets track): a key whose matches
 // changed since they were last handed to the journal is marked dirty, and
@@ -44,22 +45,22 @@ type Counter struct {
 	stride int // match times kept per key at most: retry-1
 	slab   int // match times per entry in the slab: stride, or spillAt for a large retry
 
-	entries  []counterEntry
-	times    []int64       // slab: the match times of entry i, ascending, are its slabOf[:n]
-	nent     int32         // entries made: live ones and the free list
-	over     [][]overTimes // a large retry: the times of the entries with more than slab of them (entryOver), in chunks
-	nover    int32         // slots of over made
-	overFree []int32       // free slots of over
-	keys     [][]byte      // arena of short keys, in chunks of keyChunk bytes
-	arena    int           // arena bytes spent, dead ones included
-	dead     int           // arena bytes of removed keys, and chunk tails left unused
-	big      [][]byte      // keys longer than maxArenaKey, by counterEntry.off (klen bigKey)
-	bigFree  []uint32      // free slots of big
-	table    []uint32      // slots (see setTable), 0 when empty; len is a power of two
-	tbits    uint          // log2 len(table)
-	dispMax  uint32        // the largest displacement a slot holds
-	tagMask  uint32        // the bits of a slot that hold bits of the key's hash
-	slotBits uint          // 32; tests lower it to run out of tag and displacement bits with few keys
+	entries  [][]counterEntry // entry i is entries[i>>chunkBits][i&(chunkLen-1)]
+	times    [][]int64        // slab, in chunks of chunkLen entries: the match times of entry i, ascending, are its slabOf[:n]
+	nent     int32            // entries made: live ones and the free list
+	over     [][]overTimes    // a large retry: the times of the entries with more than slab of them (entryOver), in chunks
+	nover    int32            // slots of over made
+	overFree []int32          // free slots of over
+	keys     [][]byte         // arena of short keys, in chunks of keyChunk bytes
+	arena    int              // arena bytes spent, dead ones included
+	dead     int              // arena bytes of removed keys, and chunk tails left unused
+	big      [][]byte         // keys longer than maxArenaKey, by counterEntry.off (klen bigKey)
+	bigFree  []uint32         // free slots of big
+	table    []uint32         // slots (see setTable), 0 when empty; len is a power of two
+	tbits    uint             // log2 len(table)
+	dispMax  uint32           // the largest displacement a slot holds
+	tagMask  uint32           // the bits of a slot that hold bits of the key's hash
+	slotBits uint             // 32; tests lower it to run out of tag and displacement bits with few keys
 	live     int
 	head     int32 // most recently matched; -1 when empty
 	tail     int32 // least recently matched
@@ -100,20 +101,26 @@ const (
 	entryOver               // the times are in overAt(slabOf(i)[0]), not in the slab
 )
 
-// over is cut in chunks of chunkLen slots, so that growing allocates one
-// chunk and copies none, and never holds two copies of a large array at
-// once.
+// Entries, slab and over are cut in chunks of chunkLen entries or slots,
+// so that growing allocates one chunk and copies none, and never holds two
+// copies of a large array at once. A chunk of the slab holds the times of
+// a chunk of entries: slab times per entry. An entry costs one more
+// dependent load than in a flat slice (the chunk's header): the hot paths
+// look an entry and its slab up once and pass them along.
 const (
 	chunkBits = 12
 	chunkLen  = 1 << chunkBits
 )
 
-func (c *Counter) entry(i int32) *counterEntry { return &c.entries[i] }
+func (c *Counter) entry(i int32) *counterEntry {
+	return &c.entries[uint32(i)>>chunkBits][uint32(i)&(chunkLen-1)]
+}
 
 // slabOf returns the slots of the slab for the times of entry i.
 func (c *Counter) slabOf(i int32) []int64 {
-	b := int(i) * c.slab
-	return c.times[b : b+c.slab : b+c.slab]
+	ch := c.times[uint32(i)>>chunkBits]
+	b := int(uint32(i)&(chunkLen-1)) * c.slab
+	return ch[b : b+c.slab : b+c.slab]
 }
 
 func (c *Counter) overAt(x int64) *overTimes { return &c.over[x>>chunkBits][x&(chunkLen-1)] }
@@ -224,25 +231,26 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 	}
 	now := t.UnixNano()
 	c.expire(now, 2) // amortized: memory follows live keys even without sweeps
-	i := c.touch(key)
-	ts := c.timesOf(i)
+	i, e := c.touch(key)
+	slab := c.slabOf(i)
+	ts := c.timesIn(e, slab)
 	cut := now - c.period
 	k := 0
 	for k < len(ts) && ts[k] < cut {
 		k++
 	}
 	if k > 0 {
-		ts = c.prune(i, ts, k)
+		ts = c.prune(e, slab, ts, k)
 	}
 	if len(ts)+1 >= c.retry {
 		c.remove(i)
 		return true
 	}
-	if e := c.entry(i); e.flags&entryOver == 0 && len(ts) < c.slab {
+	if e.flags&entryOver == 0 && len(ts) < c.slab {
 		e.n++
 		ts = ts[:len(ts)+1]
 	} else {
-		ts = c.extendOver(i)
+		ts = c.extendOver(e, slab)
 	}
 	// Keep times sorted; out-of-order matches (a restored or late line) are rare.
 	j := len(ts) - 1
@@ -252,29 +260,29 @@ func (c *Counter) Add(key string, t time.Time) (triggered bool) {
 	}
 	ts[j] = now
 	if c.track {
-		c.markDirty(i, now)
+		c.markDirty(i, e, slab, now)
 	}
 	return false
 }
 
-// prune drops the k oldest of ts, the match times of entry i, and returns
-// those left.
-func (c *Counter) prune(i int32, ts []int64, k int) []int64 {
+// prune drops the k oldest of ts, the match times of entry e (whose slab
+// is slab), and returns those left.
+func (c *Counter) prune(e *counterEntry, slab []int64, ts []int64, k int) []int64 {
 	copy(ts, ts[k:])
 	ts = ts[:len(ts)-k]
-	if o := c.overOf(i); o != nil {
+	if o := c.overIn(e, slab); o != nil {
 		o.ts = ts
-		*c.staleOf(i) += int64(k)
+		slab[1] += int64(k) // stale: see staleOf
 	} else {
-		c.entry(i).n = uint8(len(ts))
+		e.n = uint8(len(ts))
 	}
 	return ts
 }
 
-// markDirty records a match of entry i at now for the next takeDirty.
-func (c *Counter) markDirty(i int32, now int64) {
-	e := c.entry(i)
-	if o := c.overOf(i); o != nil {
+// markDirty records a match of entry i (e, whose slab is slab) at now for
+// the next takeDirty.
+func (c *Counter) markDirty(i int32, e *counterEntry, slab []int64, now int64) {
+	if o := c.overIn(e, slab); o != nil {
 		c.backlog++ // a time appended, or one more to rewrite
 		if e.flags&entryStored != 0 {
 			o.fresh = append(o.fresh, now)
@@ -359,14 +367,15 @@ func (c *Counter) take(i int32, cut int64, f func(key string, rewrite bool, time
 		return
 	}
 	e.flags &^= entryDirty
-	ts := c.timesOf(i)
+	slab := c.slabOf(i)
+	ts := c.timesIn(e, slab)
 	if len(ts) > 0 && ts[0] < cut {
 		k, _ := slices.BinarySearch(ts, cut)
-		ts = c.prune(i, ts, k)
+		ts = c.prune(e, slab, ts, k)
 	}
 	key := bytesString(c.keyBytes(e))
-	o := c.overOf(i)
-	if o == nil || e.flags&entryStored == 0 || *c.staleOf(i) > int64(len(ts)) {
+	o := c.overIn(e, slab)
+	if o == nil || e.flags&entryStored == 0 || slab[1] > int64(len(ts)) { // slab[1]: stale
 		// A key the store has no record of is appended to: there is
 		// nothing to replace (a flood of new keys needs no OpClear).
 		f(key, e.flags&entryStored != 0, ts)
@@ -376,7 +385,7 @@ func (c *Counter) take(i int32, cut int64, f func(key string, rewrite bool, time
 			e.flags &^= entryStored
 		}
 		if o != nil {
-			o.fresh, *c.staleOf(i) = o.fresh[:0], 0
+			o.fresh, slab[1] = o.fresh[:0], 0
 		}
 		return
 	}
@@ -388,23 +397,26 @@ func (c *Counter) take(i int32, cut int64, f func(key string, rewrite bool, time
 	o.fresh = fresh[:0]
 }
 
-// touch returns key's entry, made the most recently matched, creating it
-// (and evicting the oldest key when at the cap) if needed.
-func (c *Counter) touch(key string) int32 {
+// touch returns key's entry, index and pointer, made the most recently
+// matched, creating it (and evicting the oldest key when at the cap) if
+// needed. The pointer holds until the next alloc (the first chunk of
+// entries grows by doubling).
+func (c *Counter) touch(key string) (int32, *counterEntry) {
 	h := hashKey(key)
-	if i := c.lookup(key, h); i >= 0 {
+	if i, e := c.lookupEntry(key, h); e != nil {
 		if i != c.head {
-			c.unlink(i)
-			c.pushFront(i)
+			c.unlinkEntry(i, e)
+			c.pushFrontEntry(i, e)
 		}
-		return i
+		return i, e
 	}
 	if c.max > 0 && c.live >= c.max {
 		c.evict()
 	}
 	i := c.alloc(key, h)
-	c.pushFront(i)
-	return i
+	e := c.entry(i)
+	c.pushFrontEntry(i, e)
+	return i, e
 }
 
 // Restore puts back persisted match times of key (any order), keeping
@@ -429,9 +441,9 @@ func (c *Counter) Restore(key string, times []time.Time, now time.Time) int {
 	if len(kept) > c.stride {
 		kept = kept[len(kept)-c.stride:]
 	}
-	i := c.touch(key)
+	i, e := c.touch(key)
 	c.setTimes(i, kept)
-	c.entry(i).flags |= entryStored
+	e.flags |= entryStored
 	return len(kept)
 }
 
@@ -643,19 +655,25 @@ func (c *Counter) evict() {
 
 // lookup returns the entry of key, or -1.
 func (c *Counter) lookup(key string, h uint64) int32 {
+	i, _ := c.lookupEntry(key, h)
+	return i
+}
+
+// lookupEntry returns the entry of key, index and pointer, or -1 and nil.
+func (c *Counter) lookupEntry(key string, h uint64) (int32, *counterEntry) {
 	mask := len(c.table) - 1
 	tag := uint32(h>>32) & c.tagMask
 	for s := int(h) & mask; ; s = (s + 1) & mask {
 		v := c.table[s]
 		if v == 0 {
-			return -1
+			return -1, nil
 		}
 		if v&c.tagMask != tag {
 			continue
 		}
 		i := int32(v&uint32(mask)) - 1
-		if bytesString(c.keyBytes(c.entry(i))) == key {
-			return i
+		if e := c.entry(i); bytesString(c.keyBytes(e)) == key {
+			return i, e
 		}
 	}
 }
@@ -672,8 +690,8 @@ func (c *Counter) alloc(key string, h uint64) int32 {
 	} else {
 		i = c.nent
 		c.nent++
-		c.entries = append(c.entries, counterEntry{})
-		c.times = append(c.times, make([]int64, c.slab)...)
+		c.entries = appendChunk(c.entries, 1, chunkLen)
+		c.times = appendChunk(c.times, c.slab, chunkLen*c.slab)
 	}
 	off, klen := c.storeKey(key)
 	*c.entry(i) = counterEntry{off: off, klen: klen, prev: -1, next: -1}
@@ -706,12 +724,12 @@ func (c *Counter) rehash(n int) {
 // remove unlinks entry i, frees its slot and its key bytes and puts it on
 // the free list.
 func (c *Counter) remove(i int32) {
-	c.unlink(i)
 	e := c.entry(i)
+	c.unlinkEntry(i, e)
 	// Find the slot, empty it, then shift back the entries after it that
 	// may not be reachable anymore (no tombstones).
 	mask := len(c.table) - 1
-	s := int(c.hashOf(i)) & mask
+	s := int(hashKey(bytesString(c.keyBytes(e)))) & mask
 	for c.slotEntry(c.table[s]) != i {
 		s = (s + 1) & mask
 	}
@@ -737,18 +755,22 @@ func (c *Counter) remove(i int32) {
 		c.dead += int(e.klen)
 	}
 	c.forgotStored = e.flags&entryStored != 0
-	if e.flags&entryDirty != 0 {
-		c.ndirty-- // its index stays listed, unmarked: see markDirty
-		if e.flags&entryOver == 0 {
-			c.backlog -= c.slab + 1
-		} else {
-			c.backlog = max(0, c.backlog-c.slab-len(c.overOf(i).ts)-1) // about what its matches added
-		}
-	}
+	var o *overTimes
 	if e.flags&entryOver != 0 {
 		x := c.slabOf(i)[0]
-		*c.overAt(x) = overTimes{}
+		o = c.overAt(x)
 		c.overFree = append(c.overFree, int32(x))
+	}
+	if e.flags&entryDirty != 0 {
+		c.ndirty-- // its index stays listed, unmarked: see markDirty
+		if o == nil {
+			c.backlog -= c.slab + 1
+		} else {
+			c.backlog = max(0, c.backlog-c.slab-len(o.ts)-1) // about what its matches added
+		}
+	}
+	if o != nil {
+		*o = overTimes{}
 	}
 	*e = counterEntry{prev: -1, next: c.free}
 	c.free = i
@@ -774,8 +796,8 @@ func (c *Counter) compactKeys() {
 	}
 }
 
-func (c *Counter) unlink(i int32) {
-	e := c.entry(i)
+// unlinkEntry takes entry i (e) out of the list.
+func (c *Counter) unlinkEntry(i int32, e *counterEntry) {
 	p, n := e.prev, e.next
 	if p >= 0 {
 		c.entry(p).next = n
@@ -790,8 +812,9 @@ func (c *Counter) unlink(i int32) {
 	e.prev, e.next = -1, -1
 }
 
-func (c *Counter) pushFront(i int32) {
-	e := c.entry(i)
+// pushFrontEntry links entry i (e), not linked, as the most recently
+// matched.
+func (c *Counter) pushFrontEntry(i int32, e *counterEntry) {
 	e.prev, e.next = -1, c.head
 	if c.head >= 0 {
 		c.entry(c.head).prev = i
@@ -823,43 +846,54 @@ func (c *Counter) compact() {
 		key := bytesString(old.keyBytes(&e))
 		j := c.alloc(key, hashKey(key))
 		if o := old.overOf(i); o != nil {
-			c.spill(j)
+			c.spill(c.entry(j), c.slabOf(j))
 			*c.overOf(j) = *o
 			*c.staleOf(j) = *old.staleOf(i)
 		} else {
 			c.setTimes(j, old.timesOf(i))
 		}
-		c.entry(j).flags = e.flags
+		ej := c.entry(j)
+		ej.flags = e.flags
 		if e.flags&entryDirty != 0 {
 			c.listDirty(j)
 		}
-		c.pushFront(j)
+		c.pushFrontEntry(j, ej)
 	}
 }
 
 // timesOf returns the match times of entry i, oldest first.
-func (c *Counter) timesOf(i int32) []int64 {
-	e := c.entry(i)
-	s := c.times[int(i)*c.slab:]
+func (c *Counter) timesOf(i int32) []int64 { return c.timesIn(c.entry(i), c.slabOf(i)) }
+
+// timesIn is timesOf for an entry e whose slab is slab.
+func (c *Counter) timesIn(e *counterEntry, slab []int64) []int64 {
 	if e.flags&entryOver != 0 {
-		return c.overAt(s[0]).ts
+		return c.overAt(slab[0]).ts
 	}
-	return s[:e.n:c.slab]
+	return slab[:e.n]
 }
 
 // overOf returns the times of entry i kept apart, or nil when they are in
 // the slab.
 func (c *Counter) overOf(i int32) *overTimes {
-	if c.entry(i).flags&entryOver == 0 {
+	e := c.entry(i)
+	if e.flags&entryOver == 0 {
 		return nil
 	}
 	return c.overAt(c.slabOf(i)[0])
 }
 
-// spill moves the times of entry i from the slab to a slot of over. If
-// the store has a record of the key, the next takeDirty rewrites it: the
-// times not handed over yet are not in fresh.
-func (c *Counter) spill(i int32) *overTimes {
+// overIn is overOf for an entry e whose slab is slab.
+func (c *Counter) overIn(e *counterEntry, slab []int64) *overTimes {
+	if e.flags&entryOver == 0 {
+		return nil
+	}
+	return c.overAt(slab[0])
+}
+
+// spill moves the times of entry e, whose slab is b, from the slab to a
+// slot of over. If the store has a record of the key, the next takeDirty
+// rewrites it: the times not handed over yet are not in fresh.
+func (c *Counter) spill(e *counterEntry, b []int64) *overTimes {
 	var x int32
 	if n := len(c.overFree); n > 0 {
 		x, c.overFree = c.overFree[n-1], c.overFree[:n-1]
@@ -868,8 +902,6 @@ func (c *Counter) spill(i int32) *overTimes {
 		c.nover++
 		c.over = appendChunk(c.over, 1, chunkLen)
 	}
-	e := c.entry(i)
-	b := c.slabOf(i)
 	o := c.overAt(int64(x))
 	o.ts = append(make([]int64, 0, c.slab+1), b[:e.n]...)
 	b[0], b[1] = int64(x), 0
@@ -881,13 +913,14 @@ func (c *Counter) spill(i int32) *overTimes {
 	return o
 }
 
-// extendOver returns ts, the times of entry i, one longer (the new last
-// element is for the caller to set), when they are kept apart or are to
-// be (the slab is full). The entry holds fewer than stride times.
-func (c *Counter) extendOver(i int32) []int64 {
-	o := c.overOf(i)
+// extendOver returns ts, the times of entry e (whose slab is slab), one
+// longer (the new last element is for the caller to set), when they are
+// kept apart or are to be (the slab is full). The entry holds fewer than
+// stride times.
+func (c *Counter) extendOver(e *counterEntry, slab []int64) []int64 {
+	o := c.overIn(e, slab)
 	if o == nil {
-		o = c.spill(i)
+		o = c.spill(e, slab)
 	}
 	o.ts = append(o.ts, 0)
 	return o.ts
@@ -896,15 +929,16 @@ func (c *Counter) extendOver(i int32) []int64 {
 // setTimes replaces the match times of entry i with ts (ascending, at most
 // stride of them).
 func (c *Counter) setTimes(i int32, ts []int64) {
-	o := c.overOf(i)
+	e, slab := c.entry(i), c.slabOf(i)
+	o := c.overIn(e, slab)
 	if o == nil && len(ts) > c.slab {
-		o = c.spill(i)
+		o = c.spill(e, slab)
 	}
 	if o != nil {
 		*o = overTimes{ts: append(o.ts[:0], ts...)}
-		*c.staleOf(i) = 0
+		slab[1] = 0 // stale
 	} else {
-		copy(c.slabOf(i), ts)
-		c.entry(i).n = uint8(len(ts))
+		copy(slab, ts)
+		e.n = uint8(len(ts))
 	}
 }

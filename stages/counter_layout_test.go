@@ -68,9 +68,10 @@ func TestCounterSlotBits(t *testing.T) {
 	}
 }
 
-// over and the key arena are cut in chunks: none grows past its size
-// (growing never copies a large array), and keys, times and spilled times
-// read back right on both sides of chunk boundaries, and after compaction.
+// Entries, slab, over and the key arena are cut in chunks: none grows past
+// its size (growing never copies a large array), a chunk of the slab holds
+// the times of a chunk of entries, and keys, times and spilled times read
+// back right on both sides of chunk boundaries, and after compaction.
 func TestCounterChunks(t *testing.T) {
 	const n = 3*chunkLen + 100
 	for _, retry := range []int{4, 1_000_000_000} {
@@ -94,10 +95,23 @@ func TestCounterChunks(t *testing.T) {
 					t.Fatalf("retry %d, %s: %s has times %v, want %d from %d ns", retry, when, key, got, m, k*3)
 				}
 			}
+			checkChunks(t, c.entries, chunkLen, 0)
+			checkChunks(t, c.times, chunkLen*c.slab, 0)
 			checkChunks(t, c.over, chunkLen, 0)
 			checkChunks(t, c.keys, keyChunk, maxArenaKey)
+			if want := (int(c.nent) + chunkLen - 1) / chunkLen; len(c.entries) != want || len(c.times) != want {
+				t.Fatalf("retry %d, %s: %d entries in %d chunks, slab in %d", retry, when, c.nent, len(c.entries), len(c.times))
+			}
+			for k, ch := range c.entries {
+				if len(c.times[k]) != len(ch)*c.slab {
+					t.Fatalf("retry %d, %s: chunk %d holds %d entries and %d times, slab %d", retry, when, k, len(ch), len(c.times[k]), c.slab)
+				}
+			}
 		}
 		check("filled")
+		if len(c.entries) != 4 {
+			t.Fatalf("retry %d: %d chunks of entries for %d keys", retry, len(c.entries), n)
+		}
 		if retry > maxSlab && len(c.over) != 2 {
 			t.Fatalf("retry %d: %d chunks of over", retry, len(c.over))
 		}
@@ -110,6 +124,46 @@ func TestCounterChunks(t *testing.T) {
 		}
 		c.compact()
 		check("compacted")
+		if len(c.entries) != 1 || int(c.nent) != c.Len() {
+			t.Fatalf("retry %d: compacted into %d chunks of entries, %d entries for %d keys", retry, len(c.entries), c.nent, c.Len())
+		}
+	}
+}
+
+// Growing by many chunks moves nothing: an entry, its times in the slab,
+// a slot of over and a key's bytes keep their address once their chunk is
+// full, so that no growth step copied them (a flat slice would, holding
+// the old and the new array at once).
+func TestCounterGrowthCopiesNothing(t *testing.T) {
+	for _, retry := range []int{4, 1_000_000_000} {
+		c := NewCounter(retry, time.Hour, 0)
+		add := func(k int) {
+			key := fmt.Sprint("key", k)
+			for m := range k%3 + 1 {
+				c.Add(key, tStart.Add(time.Duration(k*3+m)))
+			}
+		}
+		k := 0
+		// Until each part has a second chunk: its first is full, at its final place.
+		for ; len(c.entries) < 2 || len(c.keys) < 2 || retry > maxSlab && len(c.over) < 2; k++ {
+			add(k)
+		}
+		e, ts, key := c.entry(0), &c.slabOf(0)[0], &c.keys[0][0]
+		var o *overTimes
+		if retry > maxSlab {
+			o = &c.over[0][0]
+		}
+		chunks := len(c.entries)
+		for ; len(c.entries) < chunks+16; k++ {
+			add(k)
+		}
+		if c.entry(0) != e || &c.slabOf(0)[0] != ts || &c.keys[0][0] != key || o != nil && &c.over[0][0] != o {
+			t.Fatalf("retry %d: growing from %d to %d chunks of entries moved the first chunk (entry %v, slab %v, key %v, over %v)",
+				retry, chunks, len(c.entries), c.entry(0) == e, &c.slabOf(0)[0] == ts, &c.keys[0][0] == key, o == nil || &c.over[0][0] == o)
+		}
+		if got := c.Times("key0", tStart.Add(time.Minute)); len(got) != 1 || !got[0].Equal(tStart) {
+			t.Fatalf("retry %d: key0 has times %v after growth", retry, got)
+		}
 	}
 }
 

@@ -344,7 +344,7 @@ func TestCounterLargeRetry(t *testing.T) {
 // with a small retry and with one never reached (the times of a key past
 // spillAt of them get a slice of their own: here, every eighth key has
 // three matches), with and without dirty marks (a shard with a journal).
-// The budget is on top of the key bytes (12.5 per key here).
+// The budget is on top of the key bytes (6 per key here).
 func TestCounterFloodMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates a million keys")
@@ -352,7 +352,7 @@ func TestCounterFloodMemory(t *testing.T) {
 	for _, tc := range []struct {
 		retry  int
 		budget float64 // bytes per key
-	}{{3, 45}, {1_000_000_000, 54}} {
+	}{{3, 42}, {1_000_000_000, 51}} {
 		for _, track := range []bool{false, true} {
 			runtime.GC()
 			var before, after runtime.MemStats
