@@ -256,9 +256,7 @@ func appendOp(b []byte, k *keyPlan) []byte {
 	b = append(b, k.times...)
 	b = binary.AppendUvarint(b, uint64(len(k.pending)))
 	for _, p := range k.pending {
-		b = appendString(b, p.action)
-		b = append(b, p.due[:]...)
-		b = append(b, p.trigger[:]...)
+		b = appendPendingRec(b, p.pendingRec)
 		put := byte(0)
 		if p.put {
 			put = 1

@@ -205,11 +205,16 @@ func appendEntry(b []byte, key string, e *entry) []byte {
 	b = append(b, e.times...)
 	b = binary.AppendUvarint(b, uint64(len(e.pending)))
 	for _, p := range e.pending {
-		b = appendString(b, p.action)
-		b = append(b, p.due[:]...)
-		b = append(b, p.trigger[:]...)
+		b = appendPendingRec(b, p)
 	}
 	return b
+}
+
+// appendPendingRec encodes a pending action as entries and log ops hold it.
+func appendPendingRec(b []byte, p pendingRec) []byte {
+	b = appendString(b, p.action)
+	b = append(b, p.due[:]...)
+	return append(b, p.trigger[:]...)
 }
 
 // readGroup returns the entries of a group record in canonical form: in
