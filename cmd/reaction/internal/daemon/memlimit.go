@@ -24,7 +24,12 @@ const DefaultMemoryLimit = 120 << 20
 // met and the collector would run back to back (up to half the CPU, the
 // runtime's cap): the limit follows the live heap instead, at
 // headroom times it, re-evaluated every period, and comes back to the
-// base once that fits under it. Lifting the limit altogether would leave
+// base once that fits under it. The base is kept as long as it leaves an
+// eighth of the live heap (baseHeadroom) over it: the collector then runs
+// more often than a raised limit would have it, but nowhere near back to
+// back, and a heap that hovers near the base (a million keys under a
+// flood, its commits coming and going) is not given a quarter more at the
+// first sample that catches a commit in flight. Lifting the limit altogether would leave
 // GOGC alone in charge, and the heap would grow to twice what is live.
 //
 // It must not be used when the operator has set GOMEMLIMIT: that limit
@@ -76,11 +81,18 @@ func (m *MemoryLimit) Run(ctx context.Context) error {
 	}
 }
 
+// baseHeadroom is the least heap the base limit must leave over the live
+// heap, in eighths of it, for the base to be kept.
+const baseHeadroom = 9 // eighths
+
 // step applies the rule to the live heap measured by the last collection.
 func (m *MemoryLimit) step(live uint64) {
 	want := int64(math.MaxInt64)
 	if q := live / 4; q <= math.MaxInt64/headroom {
 		want = max(m.base, int64(q)*headroom)
+	}
+	if m.limit == m.base && live <= uint64(m.base)/baseHeadroom*8 {
+		want = m.base
 	}
 	if want == m.limit {
 		return

@@ -18,13 +18,15 @@ func TestMemoryLimit(t *testing.T) {
 		want []int64 // set calls made by this step
 	}{
 		{10 << 20, nil},
-		{base * 4 / 5, nil},               // a quarter of headroom under the limit: it holds
-		{base, []int64{base * 5 / 4}},     // outgrown: the limit follows the live heap
-		{base, nil},                       // no change, no call
-		{300 << 20, []int64{375 << 20}},   // up
-		{200 << 20, []int64{250 << 20}},   // and down with it
-		{base*4/5 + 4, []int64{base + 5}}, // just over the base still
-		{base*4/5 - 4, []int64{base}},     // restored, never below the base
+		{base * 4 / 5, nil}, // a quarter of headroom under the limit: it holds
+		{base / 9 * 8, nil}, // an eighth: the base holds still
+		{base/9*8 + 8, []int64{(base/9*8 + 8) / 4 * 5}}, // less: the limit follows the live heap
+		{base, []int64{base * 5 / 4}},                   // outgrown
+		{base, nil},                                     // no change, no call
+		{300 << 20, []int64{375 << 20}},                 // up
+		{200 << 20, []int64{250 << 20}},                 // and down with it
+		{base*4/5 + 4, []int64{base + 5}},               // just over the base still
+		{base*4/5 - 4, []int64{base}},                   // restored, never below the base
 		{10 << 20, nil},
 		{math.MaxUint64, []int64{math.MaxInt64}}, // no overflow
 	} {
