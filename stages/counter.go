@@ -72,7 +72,7 @@ type Counter struct {
 	dirty        []int32 // dirty entries, with stale and repeated indices (see listDirty)
 	dirtyAll     bool    // the dirty list stopped growing: takeDirty walks every entry (see listDirty)
 	ndirty       int     // entries marked dirty
-	backlog      int     // about how many changes the next takeDirty gives (more, seldom less)
+	backlog      int     // about what the next takeDirty gives, in times (a key weighs keyWeight)
 	forgotStored bool    // the key removed last had a record in the store
 
 	// OnForget, when set, is called with every key the counter drops by
@@ -293,9 +293,16 @@ func (c *Counter) markDirty(i int32, e *counterEntry, slab []int64, now int64) {
 	}
 	e.flags |= entryDirty
 	c.ndirty++
-	c.backlog += c.slab + 1 // OpClear and at most slab times
+	c.backlog += c.keyWeight()
 	c.listDirty(i)
 }
+
+// keyWeight is what a dirty key adds to the backlog: the OpClear and at
+// most slab times it may give, twice, because what a commit holds for a key
+// (its Change, its entry in the Store's plan) is much larger than a time.
+// A flood of new keys is then committed in batches half as large as a
+// flood of times, for the same backlog.
+func (c *Counter) keyWeight() int { return 2 * (c.slab + 1) }
 
 // listDirty adds entry i, just marked dirty, to the dirty list. remove
 // leaves its entry listed (it only clears the flag), and the index may
@@ -764,9 +771,9 @@ func (c *Counter) remove(i int32) {
 	if e.flags&entryDirty != 0 {
 		c.ndirty-- // its index stays listed, unmarked: see markDirty
 		if o == nil {
-			c.backlog -= c.slab + 1
+			c.backlog -= c.keyWeight()
 		} else {
-			c.backlog = max(0, c.backlog-c.slab-len(o.ts)-1) // about what its matches added
+			c.backlog = max(0, c.backlog-c.keyWeight()-len(o.ts)) // about what its matches added
 		}
 	}
 	if o != nil {

@@ -32,9 +32,9 @@
 // a batch for one key are one append) and writes it as one log record, of
 // the size of the changes. The log's changes are kept in memory by group
 // until the group is folded (read, changed and written back once for all of
-// them), when the log outgrows its budget (2 MiB, or half the size of the
-// groups when that is more: a group is then rewritten about once per half
-// of the state's size written to the log, however many keys there are):
+// them), when the log outgrows its budget (2 MiB, or a third of the size of
+// the groups when that is more: a group is then rewritten about once per
+// third of the state's size written to the log, however many keys there are):
 // see wal.go. A commit
 // folds at most one group per key it changes, and a few; a batch too large
 // for the log is folded at once. OpDrop deletes every record of that

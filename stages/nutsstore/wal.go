@@ -7,8 +7,8 @@ package nutsstore
 // the changes. The changes wait in the log, in memory by group, until their
 // group is folded: read, changed and written back, once for all the
 // changes it has waited for. A commit folds groups when the log is over
-// its budget (Store.logBudget: defaultLogBytes, or half the size of the
-// groups when that is more), those of the oldest record first, at most as
+// its budget (Store.logBudget: defaultLogBytes, or a third of the size of
+// the groups when that is more), those of the oldest record first, at most as
 // many groups as it has changes (and a few) and at most maxFoldBytes of
 // them: its cost stays bounded by what it changed, and a group is
 // rewritten about once per log's worth of changes, not once per change.
