@@ -32,7 +32,7 @@
 // a batch for one key are one append) and writes it as one log record, of
 // the size of the changes. The log's changes are kept in memory by group
 // until the group is folded (read, changed and written back once for all of
-// them), when the log outgrows its budget (2 MiB, or a third of the size of
+// them), when the log outgrows its budget (4 MiB, or a third of the size of
 // the groups when that is more: a group is then rewritten about once per
 // third of the state's size written to the log, however many keys there are):
 // see wal.go. A commit
