@@ -325,8 +325,9 @@ func (s *shard) count(b *matchBatch, fired []trigger) []trigger {
 // peak of a flood's commit (every shard's backlog as Changes, then the
 // Store's plan of it): at 4x journalCollectAt, a million new keys had the
 // live heap peak near 250 MB; at 2x, near 145 MB, with the same throughput.
-// A key weighs twice what it did since (keyWeight): the daemon's maxrss
-// under that flood went from 137-155 MB to 134-140 MB.
+// A key has since weighed twice its changes (keyWeight): with the log's
+// budget at a third of the groups, the daemon's maxrss under that flood
+// went from 145-158 MB to 133-136 MB.
 const (
 	journalCollectAt = 4 * journalFlushAt
 	journalStallAt   = 2 * journalCollectAt
