@@ -191,6 +191,14 @@ func (p *Pattern) Check(raw string) (string, Reason) {
 	return v, ReasonOK
 }
 
+// CanonicalIPv4 returns the IPv4 address raw is when raw is written exactly
+// the way netip.Addr.String writes it, without netip's round trip: the
+// counter keeps such a value in 4 bytes and gives the same text back.
+func CanonicalIPv4(raw string) (netip.Addr, bool) {
+	addr, _ := canonicalIPv4(raw)
+	return addr, addr.IsValid()
+}
+
 // canonicalIPv4 parses raw when it is an IPv4 address written the way
 // netip.Addr.String writes it (four decimal fields of 0 to 255, no leading
 // zeros), and returns the address and raw. For anything else it returns

@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
+
+	"reaction/graph"
 )
 
 // Keys. A key is the tuple of a filter's captured values, encoded without
@@ -28,42 +30,16 @@ const keyIPv4 = "\x80\x00"
 
 func appendKey(dst []byte, values []string) []byte {
 	for _, v := range values {
-		if a, ok := dottedQuad(v); ok {
+		if a, ok := graph.CanonicalIPv4(v); ok {
+			b := a.As4()
 			dst = append(dst, keyIPv4...)
-			dst = append(dst, a[:]...)
+			dst = append(dst, b[:]...)
 			continue
 		}
 		dst = binary.AppendUvarint(dst, uint64(len(v)))
 		dst = append(dst, v...)
 	}
 	return dst
-}
-
-// dottedQuad returns the address v is, when formatting it gives v back:
-// four decimal numbers up to 255, without leading zeros, between dots.
-func dottedQuad(v string) (a [4]byte, ok bool) {
-	if len(v) < len("0.0.0.0") || len(v) > len("255.255.255.255") {
-		return a, false
-	}
-	i := 0
-	for k := range 4 {
-		if k > 0 {
-			if v[i] != '.' {
-				return a, false
-			}
-			i++
-		}
-		start, n := i, 0
-		for i < len(v) && i-start < 3 && '0' <= v[i] && v[i] <= '9' {
-			n = n*10 + int(v[i]-'0')
-			i++
-		}
-		if i == start || n > 255 || v[start] == '0' && i-start > 1 || i == len(v) && k < 3 {
-			return a, false
-		}
-		a[k] = byte(n)
-	}
-	return a, i == len(v)
 }
 
 func encodeKey(values []string) string { return string(appendKey(nil, values)) }
